@@ -1,0 +1,26 @@
+"""The exceptions alerts raises into user code.
+
+::
+
+    Exception
+    └── Error                 anything alerts raises on purpose (wandb.Error's twin)
+        └── UsageError        the API was called out of order: log() before init(), alert() after finish()
+
+    UserWarning
+    └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
+                              went on without it
+
+Delivery failures never reach user code: they are recorded on the alert and retried.
+"""
+
+
+class Error(Exception):
+    """Base class of the errors alerts raises on purpose."""
+
+
+class UsageError(Error):
+    """The API was used out of order (before ``init()`` or after ``finish()``)."""
+
+
+class AlertsWarning(UserWarning):
+    """Something passed to alerts was skipped; the rest of the call went on."""

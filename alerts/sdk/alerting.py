@@ -1,0 +1,68 @@
+"""``alert()``'s argument rules and its per-run, per-title suppression window, as wandb has them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import Enum
+from typing import Optional, Union
+
+DEFAULT_WAIT_SECONDS = 60.0
+
+
+class AlertLevel(str, Enum):
+    """How serious an alert is; channels filter on it (``min_level``)."""
+
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+LEVEL_ORDER = {AlertLevel.INFO.value: 0, AlertLevel.WARN.value: 1, AlertLevel.ERROR.value: 2}
+
+
+def check_level(level: Union[str, AlertLevel, None]) -> str:
+    """The level as ``"INFO"|"WARN"|"ERROR"``; ``None`` is INFO; anything else is a ``ValueError``.
+
+    Strings are compared case-sensitively, as wandb does: ``"info"`` is an error.
+    """
+    if level is None:
+        return AlertLevel.INFO.value
+    value = level.value if isinstance(level, AlertLevel) else level
+    if value not in LEVEL_ORDER:
+        raise ValueError("level must be one of 'INFO', 'WARN', or 'ERROR'")
+    return value
+
+
+def check_wait_duration(wait_duration: Union[int, float, timedelta, None]) -> float:
+    """The suppression window in seconds, by wandb's rules.
+
+    A falsy value (``None``, 0, ``timedelta(0)``) means 60 s; an int or float is seconds; anything with
+    ``total_seconds()`` (a timedelta) is taken as a duration; anything else is a ``TypeError``.
+    """
+    if not wait_duration:
+        return DEFAULT_WAIT_SECONDS
+    if isinstance(wait_duration, (int, float)):
+        return float(wait_duration)
+    total_seconds = getattr(wait_duration, "total_seconds", None)
+    if callable(total_seconds):
+        return float(total_seconds())
+    raise TypeError("wait_duration must be an int, float, or datetime.timedelta")
+
+
+class AlertThrottle:
+    """Remembers when each title last notified, and says whether a new call may notify.
+
+    Pure apart from its memory: the caller passes ``now``. The window is counted from the last call
+    that *notified*, so a title repeated every second notifies once a window, not never.
+    """
+
+    def __init__(self) -> None:
+        self._last_notified: dict[str, float] = {}
+
+    def allow(self, title: str, wait_seconds: float, now: float) -> tuple[bool, Optional[str]]:
+        """``(True, None)`` to notify now, or ``(False, reason)`` to record as suppressed."""
+        last = self._last_notified.get(title)
+        if last is not None and now - last < wait_seconds:
+            return False, f"same title notified {now - last:.1f}s ago (wait_duration {wait_seconds:g}s)"
+        self._last_notified[title] = now
+        return True, None

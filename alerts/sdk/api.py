@@ -1,0 +1,209 @@
+"""The module-level functions: ``alerts.init``, ``alerts.log``, ``alerts.alert``, ``alerts.finish``...
+
+As in wandb, ``init()`` sets the package's ``run``, ``config`` and ``summary`` attributes, so that
+``import alerts as wandb`` followed by ``wandb.config.lr`` works; ``finish()`` puts them back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from alerts import clock as _clock
+from alerts.channels.console import ConsoleChannel
+from alerts.errors import UsageError
+from alerts.sdk import lifecycle
+from alerts.sdk.config import PreInit, config_dict
+from alerts.sdk.names import new_run_id, new_run_name
+from alerts.sdk.run import Run
+from alerts.sdk.worker import NEW_RUN, RUN_UPDATE, writer_for
+from alerts.settings import Settings, load_settings
+from alerts.store import jsoncodec
+from alerts.store.db import open_store
+
+MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+DEFAULT_PROJECT = "uncategorized"
+# wandb.init() keywords that scripts pass and that have no meaning here: accepted and ignored.
+IGNORED_INIT_KEYWORDS = frozenset({
+    "settings", "save_code", "anonymous", "sync_tensorboard", "monitor_gym", "magic", "force",
+    "fork_from", "resume_from", "tensorboard", "allow_val_change", "config_exclude_keys",
+    "config_include_keys",
+})
+
+_current: Optional[Run] = None
+
+
+def _package():
+    return sys.modules["alerts"]
+
+
+def _set_globals(run: Optional[Run]) -> None:
+    global _current
+    _current = run
+    package = _package()
+    package.run = run
+    package.config = run.config if run is not None else PreInit("alerts.config")
+    package.summary = run.summary if run is not None else PreInit("alerts.summary")
+
+
+def _on_finish(run: Run) -> None:
+    lifecycle.unregister(run)
+    if _current is run:
+        _set_globals(None)
+
+
+def _resolve_mode(mode: Optional[str]) -> str:
+    raw = mode or os.environ.get("ALERTS_MODE") or os.environ.get("WANDB_MODE") or "online"
+    try:
+        return MODES[raw]
+    except KeyError:
+        raise ValueError(f"mode must be one of {sorted(set(MODES))}, not {raw!r}") from None
+
+
+def init(
+    project: Optional[str] = None,
+    name: Optional[str] = None,
+    config: Any = None,
+    tags: Optional[Sequence[str]] = None,
+    notes: Optional[str] = None,
+    group: Optional[str] = None,
+    job_type: Optional[str] = None,
+    entity: Optional[str] = None,
+    id: Optional[str] = None,
+    resume: Any = None,
+    dir: Optional[str] = None,
+    mode: Optional[str] = None,
+    reinit: Any = None,
+    **kwargs: Any,
+) -> Run:
+    """Start a run and make it the current one (``alerts.run``), as ``wandb.init``.
+
+    ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store under ``dir`` or
+    ``ALERTS_DIR``) or ``"disabled"`` (nothing is stored; every call is a cheap no-op). Without
+    ``mode``, ``ALERTS_MODE`` and then ``WANDB_MODE`` are read. ``entity`` is accepted and ignored:
+    runs belong to ``ALERTS_USER``. ``id`` with ``resume="allow"``/``"must"``/``True`` continues an
+    earlier run. If a run is current, it is returned (``reinit="finish_previous"`` or ``True``
+    finishes it first; ``"create_new"`` starts another beside it).
+    """
+    unknown = set(kwargs) - IGNORED_INIT_KEYWORDS
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    if _current is not None and not _current.finished:
+        if reinit in (None, False, "default", "return_previous"):
+            return _current
+        if reinit in (True, "finish_previous"):
+            _current.finish()
+    config_values = _filter_config(config_dict(config), kwargs.get("config_include_keys"),
+                                   kwargs.get("config_exclude_keys"))
+    project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    resolved_mode = _resolve_mode(mode)
+    if resolved_mode == "disabled":
+        run = Run(id=id or new_run_id(), name=name or "disabled-run", project=project, owner="",
+                  config=config_values, group=group, job_type=job_type, tags=tags or (), notes=notes,
+                  on_finish=_on_finish)
+        _set_globals(run)
+        return run
+    settings = load_settings(dir=Path(dir) if dir else None)
+    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
+                          notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+    lifecycle.register(run)
+    _set_globals(run)
+    return run
+
+
+def _filter_config(values: dict, include: Optional[Iterable[str]], exclude: Optional[Iterable[str]]) -> dict:
+    if include:
+        values = {k: v for k, v in values.items() if k in set(include)}
+    if exclude:
+        values = {k: v for k, v in values.items() if k not in set(exclude)}
+    return values
+
+
+def _start_embedded(settings: Settings, *, project: str, name: Optional[str], config: dict, tags: list,
+                    notes: Optional[str], group: Optional[str], job_type: Optional[str],
+                    run_id: Optional[str], resume: Any) -> Run:
+    store = open_store(settings.resolved_database_url())
+    writer = writer_for(store, settings.media_dir(), settings.flush_interval)
+    now = _clock.now()
+    existing = store.get_run(run_id) if run_id else None
+    common = dict(project=project, owner=settings.user, group=group, job_type=job_type, tags=tags,
+                  notes=notes, dir=str(settings.dir), writer=writer, channel=ConsoleChannel(),
+                  on_finish=_on_finish)
+    if existing is not None:
+        if resume in (None, False, "never"):
+            raise UsageError(f"run id {run_id!r} already exists; pass resume='allow' to continue it")
+        merged_config = {**jsoncodec.loads(existing.config), **config}
+        run = Run(id=existing.id, name=name or existing.name, config=merged_config,
+                  summary=jsoncodec.loads(existing.summary), start_step=existing.last_step + 1, **common)
+        writer.append((RUN_UPDATE, run.id, {
+            "state": "running", "config": merged_config, "updated_at": now, "heartbeat_at": now,
+            "finished_at": None, "exit_code": None, "error_type": None, "error_text": None,
+            "pid": os.getpid(), "host": socket.gethostname(),
+        }))
+        return run
+    if resume == "must":
+        raise UsageError(f"resume='must' but there is no run with id {run_id!r}")
+    run_id = run_id or new_run_id()
+    name = name or new_run_name(store.count_runs(project) + 1)
+    run = Run(id=run_id, name=name, config=config, **common)
+    writer.append((NEW_RUN, {
+        "id": run_id, "owner": settings.user, "project": project, "name": name, "group": group,
+        "job_type": job_type, "tags": jsoncodec.dumps(tags), "notes": notes, "config": jsoncodec.dumps(config),
+        "summary": "{}", "state": "running", "created_at": now, "updated_at": now, "heartbeat_at": now,
+        "last_step": -1, "host": socket.gethostname(), "pid": os.getpid(),
+    }))
+    return run
+
+
+def _require_run(what: str) -> Run:
+    run = _current
+    if run is None:
+        raise UsageError(f"You must call alerts.init() before alerts.{what}()")
+    return run
+
+
+def log(data: Any, step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    """Log values to the current run (see :meth:`Run.log`)."""
+    run = _current
+    if run is None:
+        raise UsageError("You must call alerts.init() before alerts.log()")
+    run.log(data, step, commit)
+
+
+def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
+    """Raise an alert on the current run (see :meth:`Run.alert`)."""
+    _require_run("alert").alert(title, text, level, wait_duration)
+
+
+def finish(exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
+    """Finish the current run (a no-op when there is none)."""
+    if _current is not None:
+        _current.finish(exit_code=exit_code, quiet=quiet)
+
+
+def mark_preempting() -> None:
+    """Mark the current run as being preempted (see :meth:`Run.mark_preempting`)."""
+    _require_run("mark_preempting").mark_preempting()
+
+
+def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
+    """Accepted for wandb compatibility; does nothing yet."""
+    _require_run("define_metric")
+
+
+def watch(*args: Any, **kwargs: Any) -> None:
+    """Accepted for wandb compatibility; gradients are not recorded."""
+    return None
+
+
+def login(key: Optional[str] = None, host: Optional[str] = None, relogin: Optional[bool] = None,
+          **kwargs: Any) -> bool:
+    """Accepted for wandb compatibility: the embedded store needs no login, and this never prompts.
+
+    Returns True. (A server's API key is read from ``ALERTS_API_KEY``.)
+    """
+    return True
+

@@ -1,0 +1,123 @@
+"""How a run ends when the script does not call ``finish()``.
+
+Installed once per process at the first ``init()``:
+
+- ``sys.excepthook``: an uncaught exception is remembered (``KeyboardInterrupt`` means killed);
+- ``sys.exit``: the exit code is remembered (``SystemExit`` bypasses the excepthook);
+- ``atexit``: every run still live is finished as ``failed`` (exception or non-zero exit),
+  ``killed`` (Ctrl-C), ``preempted`` (after ``mark_preempting()``) or ``finished``, then the writers
+  are flushed;
+- SIGTERM, when nobody else handles it: live runs are finished as ``killed`` (or ``preempted``), then
+  the signal is delivered again with its default action, so the process still dies of SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from typing import Optional
+
+from alerts.sdk import worker
+from alerts.sdk.run import FAILED, KILLED, PREEMPTED, Run
+
+_live: dict[str, Run] = {}
+_lock = threading.RLock()
+_installed = False
+_exception: Optional[BaseException] = None
+_exit_code: Optional[int] = None
+
+
+def register(run: Run) -> None:
+    """Track a live run so the exit hooks can end it."""
+    _install()
+    with _lock:
+        _live[run.id] = run
+
+
+def unregister(run: Run) -> None:
+    with _lock:
+        _live.pop(run.id, None)
+
+
+def live_runs() -> list[Run]:
+    with _lock:
+        return list(_live.values())
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+        previous_hook = sys.excepthook
+        previous_exit = sys.exit
+
+        def excepthook(exc_type, exc, tb):
+            global _exception
+            _exception = exc
+            previous_hook(exc_type, exc, tb)
+
+        def exit(code=None):  # noqa: A001 - it stands in for sys.exit
+            global _exit_code
+            _exit_code = _code_of(code)
+            previous_exit(code)
+
+        sys.excepthook = excepthook
+        sys.exit = exit
+        atexit.register(_at_exit)
+        if threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                    signal.signal(signal.SIGTERM, _on_sigterm)
+            except (ValueError, OSError):  # not allowed here (embedded interpreters)
+                pass
+
+
+def _code_of(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1  # sys.exit("message") exits with 1
+
+
+def _end_state(run: Run, exception: Optional[BaseException], exit_code: Optional[int]) -> tuple[Optional[str], Optional[int]]:
+    if run._preempting:
+        return PREEMPTED, exit_code
+    if isinstance(exception, KeyboardInterrupt):
+        return KILLED, 130
+    if exception is not None:
+        return FAILED, 1
+    if exit_code:
+        return FAILED, exit_code
+    return None, exit_code or 0
+
+
+def finish_live_runs(exception: Optional[BaseException], exit_code: Optional[int], timeout: float = 30.0) -> None:
+    """Finish every live run with the state that ``exception``/``exit_code`` mean."""
+    for run in live_runs():
+        state, code = _end_state(run, exception, exit_code)
+        try:
+            run.finish(exit_code=code, state=state, error=exception, timeout=timeout)
+        except Exception:  # at exit, one run's trouble must not stop the others from being saved
+            pass
+
+
+def _at_exit() -> None:
+    finish_live_runs(_exception, _exit_code)
+    worker.close_all()
+
+
+def _on_sigterm(signum, _frame) -> None:
+    for run in live_runs():
+        try:
+            run.finish(exit_code=128 + signum, state=PREEMPTED if run._preempting else KILLED, timeout=10.0)
+        except Exception:
+            pass
+    worker.close_all(timeout=10.0)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

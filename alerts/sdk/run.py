@@ -1,0 +1,289 @@
+"""``Run``: one training run's logger, as ``wandb.init()`` returns it.
+
+The hot path is :meth:`Run.log`: convert the values (a type check each for plain numbers), merge them
+into the pending row, and on commit stamp ``_step``/``_runtime``/``_timestamp``, update the summary and
+append one tuple to the background writer's deque. No lock, no I/O, no exception from delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import warnings
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Sequence
+
+from alerts import clock as _clock
+from alerts.channels.base import Notification
+from alerts.errors import AlertsWarning, UsageError
+from alerts.sdk.alerting import AlertThrottle, check_level, check_wait_duration
+from alerts.sdk.config import Config, Summary
+from alerts.sdk.convert import convert_row
+from alerts.sdk.media import Media, safe_name
+from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
+from alerts.store import jsoncodec
+
+logger = logging.getLogger("alerts")
+
+# How many trailing traceback lines a failed run keeps.
+TRACEBACK_LINES = 30
+# States a run ends in.
+FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted"
+
+
+def _discard(_op: Any) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """``(type name, last lines of the traceback)`` of an exception, for the run record."""
+    lines = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
+    return type(exc).__qualname__, "\n".join(lines[-TRACEBACK_LINES:])
+
+
+class Run:
+    """A run being logged. Use it as ``run.log(...)``, or through the module functions.
+
+    Also a context manager: leaving the ``with`` block finishes the run, as ``failed`` (with the
+    exception recorded) if the block raised, ``killed`` on ``KeyboardInterrupt``.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        project: str,
+        owner: str,
+        config: Optional[dict] = None,
+        summary: Optional[dict] = None,
+        group: Optional[str] = None,
+        job_type: Optional[str] = None,
+        tags: Sequence[str] = (),
+        notes: Optional[str] = None,
+        dir: Optional[str] = None,
+        writer: Optional[Writer] = None,
+        channel: Any = None,
+        start_step: int = 0,
+        clock: Callable[[], float] = _clock.now,
+        on_finish: Optional[Callable[["Run"], None]] = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.project = project
+        self.entity = owner
+        self.group = group
+        self.job_type = job_type
+        self.tags = tuple(tags)
+        self.notes = notes
+        self.dir = dir
+        self.disabled = writer is None
+        self._writer = writer
+        self._append = writer.append if writer is not None else _discard
+        self._wake_if_long = writer.wake_if_long if writer is not None else _nothing
+        self._channel = channel
+        self._clock = clock
+        self._on_finish = on_finish
+        self._step = start_step
+        self._pending: dict = {}
+        self._start = clock()
+        self._finished = False
+        self._preempting = False
+        self._dirty = False
+        self._heartbeat_at = 0.0
+        self._media_count = 0
+        self._throttle = AlertThrottle()
+        self.config = Config(config, on_change=self._config_changed)
+        self.summary = Summary(summary, on_change=self._summary_changed)
+
+    # -- identity -------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """``owner/project/id``, as wandb's ``run.path``."""
+        return f"{self.entity}/{self.project}/{self.id}"
+
+    @property
+    def step(self) -> int:
+        """The step the next commit will be logged at."""
+        return self._step
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path} name={self.name!r}{' finished' if self._finished else ''}>"
+
+    # -- logging ------------------------------------------------------------------------------------
+
+    def log(self, data: Mapping, step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+        """Log values at the current step, as ``wandb.log``.
+
+        Without ``step``, the row is committed and the step advances (unless ``commit=False``, which
+        keeps accumulating into the same step). With ``step``, a higher step commits what is pending
+        and moves there; the values wait for a later step (or ``commit=True``, or ``finish()``); a
+        lower step is dropped with a warning.
+        """
+        if self._finished:
+            raise UsageError(f"log() on run {self.name!r} after finish(); call alerts.init() for a new run")
+        if not isinstance(data, Mapping):
+            raise ValueError(f"log() takes a dict of names to values, not {type(data).__name__}")
+        row = convert_row(data, self._media_hook)
+        if step is not None:
+            step = int(step)
+            if step < self._step:
+                warnings.warn(
+                    f"alerts: tried to log to step {step} that is less than the current step {self._step}. "
+                    "Steps must be monotonically increasing, so this data will be ignored.",
+                    AlertsWarning,
+                    stacklevel=2,
+                )
+                return
+            if step > self._step:
+                if self._pending:
+                    self._commit()
+                self._step = step
+        elif commit is None:
+            commit = True
+        if self._pending:
+            self._pending.update(row)
+        else:
+            self._pending = row
+        if commit:
+            self._commit()
+
+    def _commit(self) -> None:
+        row = self._pending
+        self._pending = {}
+        now = self._clock()
+        step = self._step
+        row["_step"] = step
+        row["_runtime"] = now - self._start
+        row["_timestamp"] = now
+        self.summary._data.update(row)
+        self._dirty = True
+        self._append((HISTORY, self.id, step, now, row))
+        self._step = step + 1
+        self._wake_if_long()
+
+    def _media_hook(self, key: str, media: Media) -> dict:
+        self._media_count += 1
+        relpath = f"{self.id}/{safe_name(key)}_{self._step}_{self._media_count}{media.suffix}"
+        self._append((MEDIA, self.id, self._step, key, media, relpath))
+        return media.placeholder(relpath)
+
+    def _config_changed(self, data: dict) -> None:
+        self._append((RUN_UPDATE, self.id, {"config": dict(data), "updated_at": self._clock()}))
+
+    def _summary_changed(self, _data: dict) -> None:
+        self._dirty = True
+
+    def _snapshot(self, now: float) -> Optional[dict]:
+        """Called by the writer thread each cycle: what to write about this live run."""
+        if self._dirty:
+            self._dirty = False  # cleared before the copy: a change made meanwhile is picked up next time
+            self._heartbeat_at = now
+            return {"summary": jsoncodec.dumps(self.summary._data.copy()), "last_step": self._step - 1,
+                    "updated_at": now, "heartbeat_at": now}
+        if now - self._heartbeat_at >= HEARTBEAT_EVERY:
+            self._heartbeat_at = now
+            return {"heartbeat_at": now}
+        return None
+
+    # -- alerts -----------------------------------------------------------------------------------
+
+    def alert(self, title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
+        """Raise an alert, as ``wandb.alert``.
+
+        ``level`` is ``"INFO"`` (default), ``"WARN"`` or ``"ERROR"`` or an :class:`AlertLevel`
+        (``ValueError`` otherwise). A repeat of ``title`` within ``wait_duration`` (seconds or a
+        timedelta; default 60 s) of the last notification is recorded as suppressed instead of sent.
+        Returns None; a failure to notify is logged, never raised.
+        """
+        if self._finished:
+            raise UsageError(f"alert() on run {self.name!r} after finish()")
+        level_name = check_level(level)
+        wait_seconds = check_wait_duration(wait_duration)
+        if self.disabled:
+            return None
+        try:
+            title, text = str(title), str(text)
+            now = self._clock()
+            notify, reason = self._throttle.allow(title, wait_seconds, now)
+            self._append((ALERT, {
+                "run_id": self.id, "created_at": now, "source": "alert", "title": title, "text": text,
+                "level": level_name, "outcome": "notified" if notify else "suppressed", "reason": reason,
+                "wait_duration": wait_seconds, "step": self._step,
+            }))
+            if notify and self._channel is not None:
+                self._channel.send(Notification(
+                    title=title, text=text, level=level_name, run_id=self.id, run_name=self.name,
+                    project=self.project, owner=self.entity, created_at=now,
+                ))
+        except Exception:  # alerting never breaks training
+            logger.exception("alerts: could not raise alert %r", title)
+        return None
+
+    # -- life -------------------------------------------------------------------------------------
+
+    def mark_preempting(self) -> None:
+        """Say that this run is being preempted: if it then ends other than by ``finish()``, it is
+        recorded as ``preempted`` rather than killed or failed."""
+        self._preempting = True
+        self._append((RUN_UPDATE, self.id, {"updated_at": self._clock()}))
+
+    def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Accepted for wandb compatibility; axes and summaries are not customised yet."""
+        return None
+
+    def watch(self, *args: Any, **kwargs: Any) -> None:
+        """Accepted for wandb compatibility (gradient histograms are not recorded)."""
+        return None
+
+    def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None, *,
+               state: Optional[str] = None, error: Optional[BaseException] = None,
+               timeout: float = 30.0) -> None:
+        """End the run: commit what is pending, record its state, and wait (up to ``timeout``
+        seconds) until everything it logged is in the store. A second call does nothing.
+
+        The state is ``failed`` for a non-zero ``exit_code``, else ``finished``; ``state`` and
+        ``error`` are for the exit hooks (``killed``, ``preempted``, the exception of a crash).
+        """
+        if self._finished:
+            return
+        if self._pending:
+            self._commit()
+        self._finished = True
+        now = self._clock()
+        if state is None:
+            state = FAILED if exit_code else FINISHED
+        fields: dict = {
+            "state": state, "finished_at": now, "updated_at": now, "heartbeat_at": now,
+            "exit_code": exit_code, "summary": self.summary._data.copy(), "last_step": self._step - 1,
+        }
+        if error is not None:
+            fields["error_type"], fields["error_text"] = describe_exception(error)
+        self._append((RUN_UPDATE, self.id, fields))
+        if self._writer is not None:
+            self._writer.detach(self.id)
+            if not self._writer.flush(timeout):
+                logger.warning("alerts: run %s: not everything was written within %.0fs", self.name, timeout)
+        if self._on_finish is not None:
+            self._on_finish(self)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            self.finish()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish(exit_code=130, state=PREEMPTED if self._preempting else KILLED, error=exc)
+        else:
+            self.finish(exit_code=1, state=PREEMPTED if self._preempting else FAILED, error=exc)
+        return False

@@ -1,0 +1,218 @@
+"""The background writer: the only thread that touches the database while a run logs.
+
+``log()`` appends a tuple to a deque (an atomic, lock-free append under the GIL) and returns. This
+thread wakes every ``interval`` seconds (or early, when the deque grows long, or on ``flush()``),
+drains the deque and commits everything in one transaction. A kill -9 therefore loses at most what
+was queued since the last commit: about ``interval`` seconds of points.
+
+If a commit fails (disk full, database locked beyond the busy timeout) the batch is kept and retried
+on the next wake; nothing is raised into the training loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+from alerts.store import jsoncodec
+from alerts.store.db import Batch, Store
+
+logger = logging.getLogger("alerts")
+
+# Wake the writer early once this many operations are queued: bounds memory when logging very fast.
+WAKE_AT_QUEUE_LENGTH = 20_000
+# While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
+MAX_PENDING_ROWS = 1_000_000
+# A live run with nothing new still gets its heartbeat written this often (seconds).
+HEARTBEAT_EVERY = 10.0
+
+# Operation tags: the first element of each queued tuple.
+HISTORY, MEDIA, ALERT, RUN_UPDATE, NEW_RUN, BARRIER = "h", "m", "a", "r", "n", "b"
+
+
+class LiveRun(Protocol):
+    id: str
+
+    def _snapshot(self, now: float) -> Optional[dict]:
+        """Columns to update for this run now (summary, last step, heartbeat), or None."""
+
+
+class Writer:
+    """Drains queued operations into the store on a daemon thread."""
+
+    def __init__(self, store: Store, media_root: Path, interval: float = 0.2,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.media_root = media_root
+        self.interval = interval
+        self._clock = clock
+        self.queue: deque = deque()
+        self.append = self.queue.append  # what the hot path calls
+        self._wake = threading.Event()
+        self._live: dict[str, LiveRun] = {}
+        self._live_lock = threading.Lock()
+        self._pending = Batch()
+        self._barriers: list[threading.Event] = []
+        self._stopping = False
+        self._failures = 0
+        self.dropped_rows = 0
+        self.pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="alerts-writer", daemon=True)
+        self._thread.start()
+
+    # -- called from user threads -------------------------------------------------------------------
+
+    def wake_if_long(self) -> None:
+        """Wake the writer early when the queue is long (cheap enough for the hot path)."""
+        if len(self.queue) >= WAKE_AT_QUEUE_LENGTH:
+            self._wake.set()
+
+    def attach(self, run: LiveRun) -> None:
+        with self._live_lock:
+            self._live[run.id] = run
+
+    def detach(self, run_id: str) -> None:
+        with self._live_lock:
+            self._live.pop(run_id, None)
+
+    def flush(self, timeout: Optional[float] = 30.0) -> bool:
+        """Commit everything queued so far; ``False`` if that did not happen within ``timeout``."""
+        if not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self.queue.append((BARRIER, done))
+        self._wake.set()
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Flush, then stop the thread."""
+        flushed = self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        return flushed
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self._cycle()
+            except Exception:  # never let the writer die: log, keep the batch, try again
+                logger.exception("alerts: background writer failed; will retry")
+            if self._stopping and not self.queue:
+                return
+
+    def _cycle(self) -> None:
+        batch = self._pending
+        barriers = self._barriers
+        queue = self.queue
+        popleft = queue.popleft
+        history = batch.history
+        dumps = jsoncodec.dumps
+        while queue:
+            op = popleft()
+            tag = op[0]
+            if tag == HISTORY:
+                history.append({"run_id": op[1], "step": op[2], "time": op[3], "data": dumps(op[4])})
+            elif tag == BARRIER:
+                barriers.append(op[1])
+            else:
+                self._other(batch, op)
+        now = self._clock()
+        with self._live_lock:
+            live = list(self._live.values())
+        for run in live:
+            fields = run._snapshot(now)
+            if fields:
+                batch.update_run(run.id, fields)
+        if batch:
+            self._trim(batch)
+            try:
+                self.store.write_batch(batch)
+            except Exception as exc:
+                self._failures += 1
+                if self._failures in (1, 10) or self._failures % 100 == 0:
+                    logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
+                                   self.store.url, exc, len(batch.history))
+                time.sleep(min(0.05 * self._failures, 2.0))
+                return
+            if self._failures:
+                logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
+            self._failures = 0
+            self._pending = Batch()
+        for event in barriers:
+            event.set()
+        self._barriers = []
+
+    def _other(self, batch: Batch, op: tuple) -> None:
+        tag = op[0]
+        if tag == RUN_UPDATE:
+            fields = dict(op[2])
+            for column in ("config", "summary", "tags"):
+                if column in fields and not isinstance(fields[column], str):
+                    fields[column] = jsoncodec.dumps(fields[column])
+            batch.update_run(op[1], fields)
+        elif tag == ALERT:
+            batch.alerts.append(op[1])
+        elif tag == MEDIA:
+            _, run_id, step, key, media, relpath = op
+            try:
+                path = self.media_root / relpath
+                path.parent.mkdir(parents=True, exist_ok=True)
+                meta = media.write(path, self.media_root, run_id)
+            except Exception as exc:
+                logger.warning("alerts: could not write %s %r of run %s: %s", media.kind, key, run_id, exc)
+                return
+            batch.media.append({"run_id": run_id, "step": step, "key": key, "kind": media.kind,
+                                "path": relpath, "meta": jsoncodec.dumps(meta)})
+        elif tag == NEW_RUN:
+            batch.runs.append(op[1])
+
+    def _trim(self, batch: Batch) -> None:
+        excess = len(batch.history) - MAX_PENDING_ROWS
+        if excess > 0:
+            del batch.history[:excess]
+            self.dropped_rows += excess
+            logger.error("alerts: the store has refused writes for a while; dropped the oldest %d rows "
+                         "(%d so far)", excess, self.dropped_rows)
+
+
+_writers: dict[tuple[str, str], Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(store: Store, media_root: Path, interval: float) -> Writer:
+    """The process's writer for a store (one thread per database, shared by every run)."""
+    key = (store.url, str(media_root.resolve()))
+    with _writers_lock:
+        writer = _writers.get(key)
+        if writer is None or writer.pid != os.getpid() or not writer._thread.is_alive():
+            writer = _writers[key] = Writer(store, media_root, interval)
+        return writer
+
+
+def close_all(timeout: float = 30.0) -> None:
+    """Flush and stop every writer (at interpreter exit, after the runs are finished)."""
+    with _writers_lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    for writer in writers:
+        if writer.pid == os.getpid():
+            writer.close(timeout)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has the parent's writers but not their threads: start afresh.
+    _writers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

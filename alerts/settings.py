@@ -1,0 +1,62 @@
+"""Settings read from the environment (prefix ``ALERTS_``), as DESIGN.md's contract lists them."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the uid
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "user"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from ``ALERTS_*`` environment variables.
+
+    Secrets are :class:`~pydantic.SecretStr`, so printing a ``Settings`` never shows them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore")
+
+    dir: Path = Field(default=Path(".alerts"), description="Folder of the embedded store.")
+    database_url: Optional[str] = Field(default=None, description="SQLAlchemy URL; default SQLite in DIR.")
+    rules: Path = Path("rules")
+    channels: Path = Path("channels")
+    user: str = Field(default_factory=_default_user, description="Owner of runs in embedded mode.")
+    url: Optional[str] = None
+    api_key: Optional[SecretStr] = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: Optional[SecretStr] = None
+    slack_webhook_hosts: str = "hooks.slack.com"
+    smtp_host: Optional[str] = None
+    smtp_port: int = 25
+    smtp_username: Optional[str] = None
+    smtp_password: Optional[SecretStr] = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "alerts@localhost"
+    # How often the background writer commits queued points: what a kill -9 can lose at most.
+    flush_interval: float = Field(default=0.2, gt=0, le=5)
+
+    def resolved_database_url(self) -> str:
+        """The database URL: ``DATABASE_URL`` if set, else ``sqlite:///DIR/alerts.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.dir / 'alerts.db').resolve()}"
+
+    def media_dir(self) -> Path:
+        """Where media files (tables, images) are written, beside the database."""
+        return self.dir / "media"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment, with explicit keyword overrides winning."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,216 @@
+"""The store: one SQLAlchemy engine over SQLite (WAL, several processes at once) or PostgreSQL.
+
+Writes from the run logger arrive in batches (:meth:`Store.write_batch`), one transaction each, so
+that a background thread can commit thousands of history rows at a time. Reads build plain records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from sqlalchemy import event, func, insert, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from alerts.store import jsoncodec
+from alerts.store.models import AlertRecord, HistoryRecord, MediaRecord, RunRecord
+
+# How long a SQLite writer waits for another process's transaction before giving up (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (``alerts runs``) and several writer processes (DDP ranks) share the file;
+    # synchronous=NORMAL in WAL mode survives a killed process (the WAL lives in the OS cache) and
+    # only risks the last commits on power loss, for a fraction of the fsyncs.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@dataclass
+class Batch:
+    """What the background writer commits in one transaction."""
+
+    runs: list[dict] = field(default_factory=list)  # inserts of new runs
+    history: list[dict] = field(default_factory=list)
+    media: list[dict] = field(default_factory=list)
+    alerts: list[dict] = field(default_factory=list)
+    run_updates: dict[str, dict] = field(default_factory=dict)  # run id -> columns, latest wins
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.history or self.media or self.alerts or self.run_updates)
+
+    def update_run(self, run_id: str, fields: dict) -> None:
+        self.run_updates.setdefault(run_id, {}).update(fields)
+
+
+class Store:
+    """Tables and queries over one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        # Two processes starting at once may both find a table missing; the loser's CREATE fails
+        # with "already exists", and a second look then finds everything in place.
+        for attempt in range(5):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                return
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def insert_run(self, record: RunRecord) -> None:
+        """Insert a new run at once (``init()`` wants it visible to other processes right away)."""
+        with Session(self.engine) as session:
+            session.add(record)
+            session.commit()
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update columns of one run in its own transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
+
+    def write_batch(self, batch: Batch) -> None:
+        """Commit a batch in one transaction: run inserts first, then rows, then run updates."""
+        with self.engine.begin() as conn:
+            if batch.runs:
+                # A run row may already be there (a resumed run, a retried batch): keep the first.
+                conn.execute(self._insert_ignoring_duplicates(RunRecord), batch.runs)
+            if batch.history:
+                conn.execute(insert(HistoryRecord), batch.history)
+            if batch.media:
+                conn.execute(insert(MediaRecord), batch.media)
+            if batch.alerts:
+                conn.execute(insert(AlertRecord), batch.alerts)
+            for run_id, fields in batch.run_updates.items():
+                conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
+
+    def _insert_ignoring_duplicates(self, model):
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return dialect_insert(model).on_conflict_do_nothing()
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Optional[RunRecord]:
+        with Session(self.engine) as session:
+            return session.get(RunRecord, run_id)
+
+    def find_runs(
+        self, project: Optional[str] = None, owner: Optional[str] = None, name: Optional[str] = None
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered by project, owner and name."""
+        query = select(RunRecord).order_by(RunRecord.created_at.desc())
+        if project is not None:
+            query = query.where(RunRecord.project == project)
+        if owner is not None:
+            query = query.where(RunRecord.owner == owner)
+        if name is not None:
+            query = query.where(RunRecord.name == name)
+        with Session(self.engine) as session:
+            return list(session.exec(query).all())
+
+    def resolve_run(self, ref: str) -> Optional[RunRecord]:
+        """A run by id, by ``project/id``, or by name (the newest of that name)."""
+        ref = ref.strip("/")
+        run = self.get_run(ref.rsplit("/", 1)[-1])
+        if run is not None:
+            return run
+        by_name = self.find_runs(name=ref.rsplit("/", 1)[-1])
+        return by_name[0] if by_name else None
+
+    def count_runs(self, project: str) -> int:
+        query = select(func.count()).select_from(RunRecord).where(RunRecord.project == project)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def iter_history(self, run_id: str, page_size: int = 5000) -> Iterator[dict]:
+        """Every history row of a run in step order, decoded, fetched in pages (memory stays flat)."""
+        last_id = 0
+        while True:
+            query = (
+                select(HistoryRecord.id, HistoryRecord.data)
+                .where(HistoryRecord.run_id == run_id, HistoryRecord.id > last_id)
+                .order_by(HistoryRecord.id)
+                .limit(page_size)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row_id, data in rows:
+                yield jsoncodec.loads(data)
+            last_id = rows[-1][0]
+
+    def count_history(self, run_id: str) -> int:
+        query = select(func.count()).select_from(HistoryRecord).where(HistoryRecord.run_id == run_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def alerts_of(self, run_id: str) -> list[AlertRecord]:
+        with Session(self.engine) as session:
+            query = select(AlertRecord).where(AlertRecord.run_id == run_id).order_by(AlertRecord.id)
+            return list(session.exec(query).all())
+
+    def media_of(self, run_id: str) -> list[MediaRecord]:
+        with Session(self.engine) as session:
+            query = select(MediaRecord).where(MediaRecord.run_id == run_id).order_by(MediaRecord.id)
+            return list(session.exec(query).all())
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(url: str) -> Store:
+    """The process's one :class:`Store` for ``url`` (engines are shared, not rebuilt per run)."""
+    with _stores_lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = Store(url)
+        return store
+
+
+def forget_stores() -> None:
+    """Drop every cached store (after a fork, or between tests using different folders)."""
+    with _stores_lock:
+        for store in _stores.values():
+            store.dispose()
+        _stores.clear()
+
+
+def iter_records(records: Iterable[Any]) -> list[dict]:
+    """Records as plain dicts (for ``--json`` output)."""
+    return [record.model_dump() for record in records]
