@@ -5,7 +5,8 @@ Peers:
     ``run.log({"loss": .., "acc": .., "lr": ..})``
   * MLflow: ``mlflow.log_metrics({...}, step=i)`` inside ``mlflow.start_run()``
     against a tracking store in a temp dir. Backend "file" uses a
-    ``file:<tmp>/mlruns`` URI (FileStore, available in mlflow-skinny);
+    ``file:<tmp>/mlruns`` URI (FileStore, available in mlflow-skinny; mlflow
+    3.x refuses it unless MLFLOW_ALLOW_FILE_STORE=true, which we set);
     backend "sqlite" uses ``sqlite:///<tmp>/mlflow.db`` (needs sqlalchemy +
     alembic, which mlflow-skinny does not pull in).
 
@@ -136,8 +137,9 @@ def measure_mlflow(n_calls: int, backend: str = "file") -> dict | None:
             uri = "file:" + os.path.join(tmp, "mlruns")
         else:
             uri = "sqlite:///" + os.path.join(tmp, "mlflow.db")
-        # Silence the file-store deprecation notice and keep the artifact
-        # root inside the temp dir as well.
+        # mlflow 3.x raises MlflowException when a FileStore is created unless
+        # MLFLOW_ALLOW_FILE_STORE=true (file backend is "in maintenance mode").
+        # Async logging is off so each log_metrics call is synchronous.
         with _env(MLFLOW_TRACKING_URI=uri,
                   MLFLOW_ALLOW_FILE_STORE="true",
                   MLFLOW_ENABLE_ASYNC_LOGGING="false"):

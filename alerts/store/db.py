@@ -174,6 +174,18 @@ class Store:
                 yield jsoncodec.loads(data)
             last_id = rows[-1][0]
 
+    def last_history(self, run_id: str, limit: int = 1000) -> list[dict]:
+        """The last ``limit`` history rows of a run, oldest first."""
+        query = (
+            select(HistoryRecord.data)
+            .where(HistoryRecord.run_id == run_id)
+            .order_by(HistoryRecord.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).scalars().all()
+        return [jsoncodec.loads(data) for data in reversed(rows)]
+
     def count_history(self, run_id: str) -> int:
         query = select(func.count()).select_from(HistoryRecord).where(HistoryRecord.run_id == run_id)
         with self.engine.connect() as conn:

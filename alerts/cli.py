@@ -1,0 +1,192 @@
+"""The ``alerts`` command: look at runs and their alerts, and run a demonstration.
+
+Every command reads the embedded store in ``--dir`` (default ``ALERTS_DIR``, else ``./.alerts``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+from alerts.store import jsoncodec
+
+
+def _store(args: argparse.Namespace):
+    from pathlib import Path
+
+    from alerts.settings import load_settings
+    from alerts.store.db import open_store
+
+    settings = load_settings(dir=Path(args.dir) if args.dir else None)
+    if not settings.database_url and not (settings.dir / "alerts.db").exists():
+        raise SystemExit(f"alerts: no runs yet in {settings.dir.resolve()} (log one with alerts.init(), "
+                         "or point --dir / ALERTS_DIR at the folder a script logged to)")
+    return open_store(settings.resolved_database_url())
+
+
+def _when(ts: Optional[float]) -> str:
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    if isinstance(value, dict) and "_type" in value:
+        return f"<{value['_type']} {value.get('path', '')}>"
+    return str(value)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _json_out(value: Any) -> None:
+    # NaN and infinities are not JSON: they are written as the strings "NaN", "Infinity", "-Infinity".
+    print(json.dumps(_json_safe(value), indent=2, ensure_ascii=False))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _run_dict(record) -> dict:
+    data = record.model_dump()
+    for column in ("tags", "config", "summary"):
+        data[column] = jsoncodec.loads(data[column])
+    return data
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    records = store.find_runs(project=args.project)
+    if args.json:
+        _json_out([_run_dict(r) for r in records])
+        return 0
+    if not records:
+        print("no runs" + (f" in project {args.project!r}" if args.project else ""))
+        return 0
+    rows = [[r.id, r.project, r.name, r.state, str(r.last_step), _when(r.created_at), r.owner] for r in records]
+    print(_table(rows, ["ID", "PROJECT", "NAME", "STATE", "STEP", "CREATED", "OWNER"]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store(args)
+    record = store.resolve_run(args.run)
+    if record is None:
+        print(f"alerts: no run {args.run!r} (give an id, project/id or a name; see `alerts runs`)", file=sys.stderr)
+        return 1
+    last_values: dict = {}
+    for row in store.last_history(record.id):
+        last_values.update({k: v for k, v in row.items() if not k.startswith("_")})
+    alerts = [a.model_dump(exclude={"run_id"}) for a in store.alerts_of(record.id)]
+    if args.json:
+        _json_out({"run": _run_dict(record), "last_values": last_values, "alerts": alerts})
+        return 0
+    run = _run_dict(record)
+    print(f"{record.name} ({record.id})  project {record.project}  owner {record.owner}  state {record.state}")
+    print(f"created {_when(record.created_at)}  finished {_when(record.finished_at)}  last step {record.last_step}"
+          + (f"  exit code {record.exit_code}" if record.exit_code is not None else ""))
+    if record.group or record.job_type or run["tags"]:
+        print(f"group {record.group or '-'}  job type {record.job_type or '-'}  tags {', '.join(run['tags']) or '-'}")
+    if record.error_type:
+        print(f"\nerror: {record.error_type}\n" + "\n".join("  " + line for line in (record.error_text or "").splitlines()))
+    for title, values in (("config", run["config"]), ("summary", run["summary"]), ("last values", last_values)):
+        print(f"\n{title}:")
+        shown = {k: v for k, v in values.items() if not k.startswith("_")}
+        for key in sorted(shown):
+            print(f"  {key} = {_fmt(shown[key])}")
+        if not shown:
+            print("  (none)")
+    print(f"\nalerts ({len(alerts)}):")
+    for a, repeats in _collapse_suppressed(alerts):
+        line = f"  {_when(a['created_at'])}  {a['level']:<5}  {a['outcome']:<10}  {a['title']}"
+        if repeats > 1:
+            line += f"  (x{repeats}: repeats of a title within its wait_duration)"
+        print(line)
+    return 0
+
+
+def _collapse_suppressed(alerts: list[dict]) -> list[tuple[dict, int]]:
+    """Runs of suppressed repeats of one title, shown as one line with a count."""
+    out: list[tuple[dict, int]] = []
+    for a in alerts:
+        if out and a["outcome"] == "suppressed" and out[-1][0]["outcome"] == "suppressed" \
+                and out[-1][0]["title"] == a["title"]:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((a, 1))
+    return out
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from alerts import demo
+
+    return demo.main(dir=args.dir, runs=args.runs, steps=args.steps)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alerts",
+        description="Self-hosted alerting for machine-learning training runs. Scripts log with "
+        "`import alerts as wandb`; these commands read what they logged.",
+        epilog="Environment: ALERTS_DIR (the store folder, default ./.alerts), ALERTS_USER (owner of new runs).",
+    )
+    parser.add_argument("--dir", help="the store folder (default: $ALERTS_DIR or ./.alerts)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    runs = sub.add_parser("runs", help="list runs, newest first",
+                          description="List runs, newest first: id, project, name, state, last step.")
+    runs.add_argument("--project", "-p", help="only runs of this project")
+    runs.add_argument("--json", action="store_true", help="print JSON (NaN as the string \"NaN\")")
+    runs.set_defaults(func=cmd_runs)
+
+    show = sub.add_parser("show", help="one run: config, summary, last values, alerts",
+                          description="Show one run: its config, summary, last logged values and alerts "
+                          "(with whether each was notified or suppressed, and why).")
+    show.add_argument("run", metavar="RUN", help="run id, project/id, or run name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=cmd_show)
+
+    demo = sub.add_parser("demo", help="log simulated training runs that raise alerts",
+                          description="Log a few simulated training runs into the store; one of them "
+                          "degrades and raises alerts, which are delivered (to the console for now). "
+                          "Then list the runs and show the one that alerted.")
+    demo.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
+    demo.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `alerts runs | head`
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
