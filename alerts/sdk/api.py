@@ -109,6 +109,7 @@ def init(
     settings = load_settings(dir=Path(dir) if dir else None)
     run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+    run._writer.attach(run)  # from now on the writer keeps its summary and heartbeat current
     lifecycle.register(run)
     _set_globals(run)
     return run

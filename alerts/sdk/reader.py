@@ -45,11 +45,14 @@ class ApiRun:
         return f"<ApiRun {'/'.join(self.path)} ({self.state})>"
 
     def scan_history(self, keys: Optional[Sequence[str]] = None) -> Iterator[dict]:
-        """Every history row (one per ``log()`` commit), in step order, read page by page."""
+        """Every history row (one per ``log()`` commit), in step order, read page by page.
+
+        With ``keys``, only the rows that have all of them, reduced to ``_step`` and those keys.
+        """
         for row in self._store.iter_history(self.id):
             if keys is None:
                 yield row
-            elif any(k in row for k in keys):
+            elif all(k in row for k in keys):
                 yield {k: row.get(k) for k in ("_step", *keys)}
 
     def history(self, samples: int = 500, keys: Optional[Sequence[str]] = None, x_axis: str = "_step",
@@ -104,9 +107,10 @@ class Api:
     def _wrap(self, record: RunRecord) -> ApiRun:
         return ApiRun(self._store, record, self.settings.media_dir())
 
-    def runs(self, path: Optional[str] = None, filters: Optional[dict] = None, order: str = "-created_at",
+    def runs(self, path: Optional[str] = None, filters: Optional[dict] = None, order: str = "+created_at",
              per_page: int = 50) -> list[ApiRun]:
-        """Runs of a project (``"project"`` or ``"owner/project"``), newest first; all runs if no path."""
+        """Runs of a project (``"project"`` or ``"owner/project"``; all runs if no path), oldest first as
+        in wandb (``order="-created_at"`` for newest first)."""
         owner = project = None
         if path:
             parts = path.strip("/").split("/")
@@ -118,8 +122,8 @@ class Api:
                 raise ValueError(f"runs() takes 'project' or 'owner/project', not {path!r}")
         records = self._store.find_runs(project=project, owner=owner)
         runs = [self._wrap(r) for r in records]
-        if order == "created_at":
-            runs.reverse()
+        if order.lstrip("+") == "created_at":
+            runs.reverse()  # the store returns newest first
         return runs
 
     def run(self, path: str) -> ApiRun:

@@ -69,7 +69,7 @@ class Run:
         writer: Optional[Writer] = None,
         channel: Any = None,
         start_step: int = 0,
-        clock: Callable[[], float] = _clock.now,
+        clock: Optional[Callable[[], float]] = None,
         on_finish: Optional[Callable[["Run"], None]] = None,
     ) -> None:
         self.id = id
@@ -86,11 +86,11 @@ class Run:
         self._append = writer.append if writer is not None else _discard
         self._wake_if_long = writer.wake_if_long if writer is not None else _nothing
         self._channel = channel
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.now  # looked up now: tests swap it
         self._on_finish = on_finish
         self._step = start_step
         self._pending: dict = {}
-        self._start = clock()
+        self._start = self._clock()
         self._finished = False
         self._preempting = False
         self._dirty = False
@@ -130,9 +130,9 @@ class Run:
         lower step is dropped with a warning.
         """
         if self._finished:
-            raise UsageError(f"log() on run {self.name!r} after finish(); call alerts.init() for a new run")
+            raise self._finished_error("log")
         if not isinstance(data, Mapping):
-            raise ValueError(f"log() takes a dict of names to values, not {type(data).__name__}")
+            raise TypeError(f"log() must be passed a dictionary, not {type(data).__name__}")
         row = convert_row(data, self._media_hook)
         if step is not None:
             step = int(step)
@@ -164,12 +164,16 @@ class Run:
         step = self._step
         row["_step"] = step
         row["_runtime"] = now - self._start
-        row["_timestamp"] = now
+        row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
         self.summary._data.update(row)
         self._dirty = True
         self._append((HISTORY, self.id, step, now, row))
         self._step = step + 1
         self._wake_if_long()
+
+    def _finished_error(self, call: str) -> UsageError:
+        return UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
+                          "Please make sure that you are using an active run (alerts.init() starts one).")
 
     def _media_hook(self, key: str, media: Media) -> dict:
         self._media_count += 1
@@ -203,30 +207,32 @@ class Run:
         ``level`` is ``"INFO"`` (default), ``"WARN"`` or ``"ERROR"`` or an :class:`AlertLevel`
         (``ValueError`` otherwise). A repeat of ``title`` within ``wait_duration`` (seconds or a
         timedelta; default 60 s) of the last notification is recorded as suppressed instead of sent.
-        Returns None; a failure to notify is logged, never raised.
+        Returns None; a failure to notify is logged and recorded as ``failed``, never raised.
         """
         if self._finished:
-            raise UsageError(f"alert() on run {self.name!r} after finish()")
+            raise self._finished_error("alert")
         level_name = check_level(level)
         wait_seconds = check_wait_duration(wait_duration)
         if self.disabled:
             return None
-        try:
-            title, text = str(title), str(text)
-            now = self._clock()
-            notify, reason = self._throttle.allow(title, wait_seconds, now)
-            self._append((ALERT, {
-                "run_id": self.id, "created_at": now, "source": "alert", "title": title, "text": text,
-                "level": level_name, "outcome": "notified" if notify else "suppressed", "reason": reason,
-                "wait_duration": wait_seconds, "step": self._step,
-            }))
-            if notify and self._channel is not None:
+        title, text = str(title), str(text)
+        now = self._clock()
+        notify, reason = self._throttle.allow(title, wait_seconds, now)
+        outcome = "notified" if notify else "suppressed"
+        if notify and self._channel is not None:
+            try:
                 self._channel.send(Notification(
                     title=title, text=text, level=level_name, run_id=self.id, run_name=self.name,
                     project=self.project, owner=self.entity, created_at=now,
                 ))
-        except Exception:  # alerting never breaks training
-            logger.exception("alerts: could not raise alert %r", title)
+            except Exception as exc:  # alerting never breaks training: record the failure instead
+                logger.warning("alerts: could not deliver alert %r: %s", title, exc)
+                outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
+        self._append((ALERT, {
+            "run_id": self.id, "created_at": now, "source": "alert", "title": title, "text": text,
+            "level": level_name, "outcome": outcome, "reason": reason, "wait_duration": wait_seconds,
+            "step": self._step,
+        }))
         return None
 
     # -- life -------------------------------------------------------------------------------------
@@ -234,6 +240,8 @@ class Run:
     def mark_preempting(self) -> None:
         """Say that this run is being preempted: if it then ends other than by ``finish()``, it is
         recorded as ``preempted`` rather than killed or failed."""
+        if self._finished:
+            raise self._finished_error("mark_preempting")
         self._preempting = True
         self._append((RUN_UPDATE, self.id, {"updated_at": self._clock()}))
 

@@ -83,7 +83,7 @@ class AlertRecord(SQLModel, table=True):
     title: str = Field(sa_column=Column(Text, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
     level: str
-    outcome: str  # notified | suppressed
+    outcome: str  # notified | suppressed | failed (the channel raised; reason says why)
     reason: Optional[str] = None
     wait_duration: float = 60.0
     step: Optional[int] = None

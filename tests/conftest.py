@@ -1,0 +1,57 @@
+"""Shared fixtures: every test gets its own store folder, and leaves no live run or writer behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import alerts
+from alerts.sdk import api, lifecycle, worker
+from alerts.store import db
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def store_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh ``ALERTS_DIR`` for each test; runs still live afterwards are finished and forgotten."""
+    folder = tmp_path / "store"
+    monkeypatch.setenv("ALERTS_DIR", str(folder))
+    monkeypatch.setenv("ALERTS_USER", "alice")
+    for name in ("ALERTS_MODE", "WANDB_MODE", "WANDB_PROJECT", "ALERTS_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    yield folder
+    for run in lifecycle.live_runs():
+        run.finish()
+    if api._current is not None and not api._current.finished:
+        api._current.finish()
+    api._set_globals(None)
+    worker.close_all()
+    db.forget_stores()
+
+
+@pytest.fixture
+def run_script(tmp_path, store_dir):
+    """Run a Python script in a child process against the test's store; returns the CompletedProcess."""
+
+    def run(source: str, *args: str, env: dict | None = None, timeout: float = 120, check: bool = False):
+        script = tmp_path / "script.py"
+        script.write_text(textwrap.dedent(source), encoding="utf-8")
+        child_env = {**os.environ, "ALERTS_DIR": str(store_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        result = subprocess.run([sys.executable, str(script), *args], env=child_env, capture_output=True,
+                                text=True, timeout=timeout, cwd=tmp_path)
+        if check and result.returncode != 0:
+            raise AssertionError(f"script failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+def read_runs(project: str | None = None):
+    """The stored runs, oldest first, read through the public Api."""
+    return alerts.Api().runs(project)

@@ -1,0 +1,95 @@
+"""One contract for every backend the store runs on: SQLite (embedded) and PostgreSQL (server)."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from alerts.store import jsoncodec
+from alerts.store.db import Batch, Store
+
+POSTGRES_URL = os.environ.get("ALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url():
+    """A fresh schema per test session in the ``test`` database, so tests never see old tables."""
+    try:
+        engine = create_engine(POSTGRES_URL)
+        schema = f"alerts_test_{uuid.uuid4().hex[:8]}"
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise  # CI has PostgreSQL: not reaching it is a failure, not a skip
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
+        yield store
+        store.dispose()
+        return
+    url, schema = _postgres_schema_url()
+    store = Store(url)
+    yield store
+    store.dispose()
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def new_run(run_id: str, project: str = "p", created: float = 1.0) -> dict:
+    return {"id": run_id, "owner": "alice", "project": project, "name": f"name-{run_id}", "group": "g",
+            "job_type": None, "tags": '["a"]', "notes": None, "config": '{"lr": 0.1}', "summary": "{}",
+            "state": "running", "created_at": created, "updated_at": created, "heartbeat_at": created,
+            "last_step": -1, "host": "h", "pid": 1}
+
+
+def test_batch_round_trip_keeps_nan_and_order(store):
+    batch = Batch(runs=[new_run("r1"), new_run("r2", project="q", created=2.0)])
+    batch.history = [{"run_id": "r1", "step": i, "time": float(i),
+                      "data": jsoncodec.dumps({"loss": math.nan if i == 2 else i, "_step": i})} for i in range(5)]
+    batch.alerts = [{"run_id": "r1", "created_at": 3.0, "source": "alert", "title": "t", "text": "x",
+                     "level": "WARN", "outcome": "notified", "reason": None, "wait_duration": 60.0, "step": 2}]
+    batch.update_run("r1", {"state": "finished", "summary": jsoncodec.dumps({"loss": 4}), "last_step": 4})
+    store.write_batch(batch)
+
+    assert [r.id for r in store.find_runs()] == ["r2", "r1"]  # newest first
+    assert [r.id for r in store.find_runs(project="p")] == ["r1"]
+    run = store.get_run("r1")
+    assert (run.state, run.last_step, run.group) == ("finished", 4, "g")
+    assert jsoncodec.loads(run.summary) == {"loss": 4}
+    rows = list(store.iter_history("r1", page_size=2))  # several pages
+    assert [r["_step"] for r in rows] == [0, 1, 2, 3, 4] and math.isnan(rows[2]["loss"])
+    assert store.count_history("r1") == 5 and store.count_runs("p") == 1
+    assert [r["_step"] for r in store.last_history("r1", limit=2)] == [3, 4]
+    (alert,) = store.alerts_of("r1")
+    assert (alert.title, alert.outcome, alert.step) == ("t", "notified", 2)
+    assert store.resolve_run("p/r1").id == "r1" and store.resolve_run("name-r2").id == "r2"
+    assert store.resolve_run("missing") is None
+
+
+def test_inserting_a_run_twice_keeps_the_first(store):
+    store.write_batch(Batch(runs=[new_run("r1")]))
+    again = new_run("r1")
+    again["name"] = "other"
+    store.write_batch(Batch(runs=[again]))  # a retried batch must not fail forever
+    assert store.get_run("r1").name == "name-r1"
+
+
+def test_a_failed_batch_writes_nothing(store):
+    store.write_batch(Batch(runs=[new_run("r1")]))
+    bad = Batch(history=[{"run_id": "r1", "step": 0, "time": 0.0, "data": "{}"},
+                         {"run_id": "r1", "step": None, "time": 0.0, "data": "{}"}])  # step NOT NULL
+    with pytest.raises(Exception):
+        store.write_batch(bad)
+    assert store.count_history("r1") == 0
