@@ -167,7 +167,7 @@ class Run:
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
         self.summary._data.update(row)
         self._dirty = True
-        self._append((HISTORY, self.id, step, now, row))
+        self._append((HISTORY, self.id, row))
         self._step = step + 1
         self._wake_if_long()
 

@@ -28,6 +28,8 @@ logger = logging.getLogger("alerts")
 WAKE_AT_QUEUE_LENGTH = 20_000
 # While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
 MAX_PENDING_ROWS = 1_000_000
+# Rows per stored history chunk: bounds what one read decodes.
+CHUNK_ROWS = 10_000
 # A live run with nothing new still gets its heartbeat written this often (seconds).
 HEARTBEAT_EVERY = 10.0
 
@@ -115,17 +117,21 @@ class Writer:
         barriers = self._barriers
         queue = self.queue
         popleft = queue.popleft
-        history = batch.history
-        dumps = jsoncodec.dumps
+        rows_by_run: dict[str, list] = {}
         while queue:
             op = popleft()
             tag = op[0]
             if tag == HISTORY:
-                history.append({"run_id": op[1], "step": op[2], "time": op[3], "data": dumps(op[4])})
+                rows = rows_by_run.get(op[1])
+                if rows is None:
+                    rows = rows_by_run[op[1]] = []
+                rows.append(op[2])
             elif tag == BARRIER:
                 barriers.append(op[1])
             else:
                 self._other(batch, op)
+        for run_id, rows in rows_by_run.items():
+            batch.history.extend(history_chunks(run_id, rows))
         now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
@@ -141,7 +147,7 @@ class Writer:
                 self._failures += 1
                 if self._failures in (1, 10) or self._failures % 100 == 0:
                     logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
-                                   self.store.url, exc, len(batch.history))
+                                   self.store.url, exc, sum(c["n_rows"] for c in batch.history))
                 time.sleep(min(0.05 * self._failures, 2.0))
                 return
             if self._failures:
@@ -177,12 +183,24 @@ class Writer:
             batch.runs.append(op[1])
 
     def _trim(self, batch: Batch) -> None:
-        excess = len(batch.history) - MAX_PENDING_ROWS
-        if excess > 0:
-            del batch.history[:excess]
-            self.dropped_rows += excess
-            logger.error("alerts: the store has refused writes for a while; dropped the oldest %d rows "
-                         "(%d so far)", excess, self.dropped_rows)
+        pending = sum(chunk["n_rows"] for chunk in batch.history)
+        while pending > MAX_PENDING_ROWS and len(batch.history) > 1:
+            dropped = batch.history.pop(0)
+            pending -= dropped["n_rows"]
+            self.dropped_rows += dropped["n_rows"]
+            logger.error("alerts: the store has refused writes for a while; dropped %d rows of run %s "
+                         "(%d so far)", dropped["n_rows"], dropped["run_id"], self.dropped_rows)
+
+
+def history_chunks(run_id: str, rows: list[dict]) -> list[dict]:
+    """Rows of one run as HistoryChunk columns, at most CHUNK_ROWS rows a chunk."""
+    chunks = []
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = rows[start:start + CHUNK_ROWS]
+        chunks.append({"run_id": run_id, "first_step": part[0]["_step"], "last_step": part[-1]["_step"],
+                       "n_rows": len(part), "last_time": part[-1]["_timestamp"],
+                       "data": jsoncodec.pack_rows(part)})
+    return chunks
 
 
 _writers: dict[tuple[str, str], Writer] = {}

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from alerts.store import jsoncodec
-from alerts.store.models import AlertRecord, HistoryRecord, MediaRecord, RunRecord
+from alerts.store.models import AlertRecord, HistoryChunk, MediaRecord, RunRecord
 
 # How long a SQLite writer waits for another process's transaction before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -41,7 +41,7 @@ class Batch:
     """What the background writer commits in one transaction."""
 
     runs: list[dict] = field(default_factory=list)  # inserts of new runs
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # HistoryChunk columns
     media: list[dict] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     run_updates: dict[str, dict] = field(default_factory=dict)  # run id -> columns, latest wins
@@ -107,7 +107,7 @@ class Store:
                 # A run row may already be there (a resumed run, a retried batch): keep the first.
                 conn.execute(self._insert_ignoring_duplicates(RunRecord), batch.runs)
             if batch.history:
-                conn.execute(insert(HistoryRecord), batch.history)
+                conn.execute(insert(HistoryChunk), batch.history)
             if batch.media:
                 conn.execute(insert(MediaRecord), batch.media)
             if batch.alerts:
@@ -156,38 +156,42 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def iter_history(self, run_id: str, page_size: int = 5000) -> Iterator[dict]:
-        """Every history row of a run in step order, decoded, fetched in pages (memory stays flat)."""
+    def iter_history(self, run_id: str, page_size: int = 20) -> Iterator[dict]:
+        """Every history row of a run in step order, reading ``page_size`` chunks at a time."""
         last_id = 0
         while True:
             query = (
-                select(HistoryRecord.id, HistoryRecord.data)
-                .where(HistoryRecord.run_id == run_id, HistoryRecord.id > last_id)
-                .order_by(HistoryRecord.id)
+                select(HistoryChunk.id, HistoryChunk.data)
+                .where(HistoryChunk.run_id == run_id, HistoryChunk.id > last_id)
+                .order_by(HistoryChunk.id)
                 .limit(page_size)
             )
             with self.engine.connect() as conn:
-                rows = conn.execute(query).all()
-            if not rows:
+                chunks = conn.execute(query).all()
+            if not chunks:
                 return
-            for row_id, data in rows:
-                yield jsoncodec.loads(data)
-            last_id = rows[-1][0]
+            for _chunk_id, data in chunks:
+                yield from jsoncodec.unpack_rows(data)
+            last_id = chunks[-1][0]
 
     def last_history(self, run_id: str, limit: int = 1000) -> list[dict]:
         """The last ``limit`` history rows of a run, oldest first."""
-        query = (
-            select(HistoryRecord.data)
-            .where(HistoryRecord.run_id == run_id)
-            .order_by(HistoryRecord.id.desc())
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).scalars().all()
-        return [jsoncodec.loads(data) for data in reversed(rows)]
+        rows: list[dict] = []
+        before = None
+        while len(rows) < limit:
+            query = select(HistoryChunk.id, HistoryChunk.data).where(HistoryChunk.run_id == run_id)
+            if before is not None:
+                query = query.where(HistoryChunk.id < before)
+            with self.engine.connect() as conn:
+                chunk = conn.execute(query.order_by(HistoryChunk.id.desc()).limit(1)).first()
+            if chunk is None:
+                break
+            before = chunk[0]
+            rows[:0] = jsoncodec.unpack_rows(chunk[1])
+        return rows[-limit:]
 
     def count_history(self, run_id: str) -> int:
-        query = select(func.count()).select_from(HistoryRecord).where(HistoryRecord.run_id == run_id)
+        query = select(func.coalesce(func.sum(HistoryChunk.n_rows), 0)).where(HistoryChunk.run_id == run_id)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 

@@ -1,16 +1,18 @@
 """The tables of the store.
 
-Metrics are kept the way wandb keeps them: one history row per ``log()`` commit (a step), its values
-as JSON. A row per commit rather than per point keeps the background writer's work proportional to the
-number of steps, whatever the number of metrics, which is what lets ``log()`` stay cheap; JSON here is
-Python's own dialect so that NaN and +-Infinity survive the round trip (rules need them).
+Metrics are kept the way wandb keeps them: a history row per ``log()`` commit (a step) holding every
+value logged at that step. The rows a run logs between two commits of the background writer are stored
+together as one *chunk* (MessagePack: NaN and +-Infinity survive, no float is formatted as text). A
+row per point, or JSON per step, costs the writer more CPU per step than ``log()`` itself costs, and
+the writer shares the GIL with the training loop: with chunks it keeps up with a loop that does
+nothing but log, so memory stays flat. Other columns hold JSON (Python's dialect, NaN allowed).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -43,17 +45,19 @@ class RunRecord(SQLModel, table=True):
     pid: Optional[int] = None
 
 
-class HistoryRecord(SQLModel, table=True):
-    """One committed ``log()`` row: the values logged at one step."""
+class HistoryChunk(SQLModel, table=True):
+    """Consecutive history rows of one run (steps ``first_step``..``last_step``), as MessagePack."""
 
-    __tablename__ = "history"
-    __table_args__ = (Index("ix_history_run_step", "run_id", "step"),)
+    __tablename__ = "history_chunks"
+    __table_args__ = (Index("ix_history_chunks_run_step", "run_id", "first_step"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id")
-    step: int
-    time: float
-    data: str = Field(sa_column=Column(Text, nullable=False))
+    first_step: int
+    last_step: int
+    n_rows: int
+    last_time: float
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MediaRecord(SQLModel, table=True):

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from alerts.store import jsoncodec
+from alerts.sdk.worker import history_chunks
 from alerts.store.db import Batch, Store
 
 POSTGRES_URL = os.environ.get("ALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -56,8 +57,8 @@ def new_run(run_id: str, project: str = "p", created: float = 1.0) -> dict:
 
 def test_batch_round_trip_keeps_nan_and_order(store):
     batch = Batch(runs=[new_run("r1"), new_run("r2", project="q", created=2.0)])
-    batch.history = [{"run_id": "r1", "step": i, "time": float(i),
-                      "data": jsoncodec.dumps({"loss": math.nan if i == 2 else i, "_step": i})} for i in range(5)]
+    rows = [{"loss": math.nan if i == 2 else i, "_step": i, "_timestamp": float(i)} for i in range(5)]
+    batch.history = history_chunks("r1", rows[:2]) + history_chunks("r1", rows[2:])  # two chunks
     batch.alerts = [{"run_id": "r1", "created_at": 3.0, "source": "alert", "title": "t", "text": "x",
                      "level": "WARN", "outcome": "notified", "reason": None, "wait_duration": 60.0, "step": 2}]
     batch.update_run("r1", {"state": "finished", "summary": jsoncodec.dumps({"loss": 4}), "last_step": 4})
@@ -68,10 +69,11 @@ def test_batch_round_trip_keeps_nan_and_order(store):
     run = store.get_run("r1")
     assert (run.state, run.last_step, run.group) == ("finished", 4, "g")
     assert jsoncodec.loads(run.summary) == {"loss": 4}
-    rows = list(store.iter_history("r1", page_size=2))  # several pages
+    rows = list(store.iter_history("r1", page_size=1))  # one chunk a page
     assert [r["_step"] for r in rows] == [0, 1, 2, 3, 4] and math.isnan(rows[2]["loss"])
     assert store.count_history("r1") == 5 and store.count_runs("p") == 1
     assert [r["_step"] for r in store.last_history("r1", limit=2)] == [3, 4]
+    assert [r["_step"] for r in store.last_history("r1", limit=4)] == [1, 2, 3, 4]  # across chunks
     (alert,) = store.alerts_of("r1")
     assert (alert.title, alert.outcome, alert.step) == ("t", "notified", 2)
     assert store.resolve_run("p/r1").id == "r1" and store.resolve_run("name-r2").id == "r2"
@@ -88,8 +90,9 @@ def test_inserting_a_run_twice_keeps_the_first(store):
 
 def test_a_failed_batch_writes_nothing(store):
     store.write_batch(Batch(runs=[new_run("r1")]))
-    bad = Batch(history=[{"run_id": "r1", "step": 0, "time": 0.0, "data": "{}"},
-                         {"run_id": "r1", "step": None, "time": 0.0, "data": "{}"}])  # step NOT NULL
+    good = history_chunks("r1", [{"_step": 0, "_timestamp": 0.0}])
+    bad = dict(good[0], first_step=None)  # NOT NULL
+    bad_batch = Batch(history=[good[0], bad])
     with pytest.raises(Exception):
-        store.write_batch(bad)
+        store.write_batch(bad_batch)
     assert store.count_history("r1") == 0
