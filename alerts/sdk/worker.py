@@ -25,7 +25,13 @@ from alerts.store.db import Batch, Store
 logger = logging.getLogger("alerts")
 
 # Wake the writer early once this many operations are queued: bounds memory when logging very fast.
-WAKE_AT_QUEUE_LENGTH = 20_000
+WAKE_AT_QUEUE_LENGTH = 10_000
+# Past this many, log() also yields the GIL (time.sleep(0)) on every call until the writer catches up.
+# Why: the writer releases the GIL around every SQLite call, and a CPU-bound training loop takes it
+# straight back; the writer then waits a whole switch interval (5 ms) per call and can fall seconds
+# behind a loop that does nothing but log (the convoy effect), which would break the kill -9 bound.
+# A loop that does real work between log() calls never gets here.
+YIELD_AT_QUEUE_LENGTH = 20_000
 # While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
 MAX_PENDING_ROWS = 1_000_000
 # Rows per stored history chunk: bounds what one read decodes.
@@ -43,6 +49,9 @@ class LiveRun(Protocol):
     def _snapshot(self, now: float) -> Optional[dict]:
         """Columns to update for this run now (summary, last step, heartbeat), or None."""
 
+    def _watch(self, now: float) -> None:
+        """Evaluate what depends on time alone (stalled rules)."""
+
 
 class Writer:
     """Drains queued operations into the store on a daemon thread."""
@@ -57,22 +66,33 @@ class Writer:
         self.append = self.queue.append  # what the hot path calls
         self._wake = threading.Event()
         self._live: dict[str, LiveRun] = {}
-        self._live_lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler runs on the main thread and may interrupt it inside these.
+        self._live_lock = threading.RLock()
         self._pending = Batch()
         self._barriers: list[threading.Event] = []
         self._stopping = False
         self._failures = 0
         self.dropped_rows = 0
         self.pid = os.getpid()
+        self.on_tick: Optional[Callable[[float, list], None]] = None  # called each cycle with the live runs
         self._thread = threading.Thread(target=self._run, name="alerts-writer", daemon=True)
         self._thread.start()
 
     # -- called from user threads -------------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Commit what is queued now rather than at the next tick."""
+        self._wake.set()
+
     def wake_if_long(self) -> None:
-        """Wake the writer early when the queue is long (cheap enough for the hot path)."""
-        if len(self.queue) >= WAKE_AT_QUEUE_LENGTH:
-            self._wake.set()
+        """Wake the writer early when the queue is long, and give it the GIL when it is far behind
+        (cheap enough for the hot path: one len() when the queue is short)."""
+        length = len(self.queue)
+        if length >= WAKE_AT_QUEUE_LENGTH:
+            if not self._wake.is_set():
+                self._wake.set()
+            if length >= YIELD_AT_QUEUE_LENGTH:
+                time.sleep(0)
 
     def attach(self, run: LiveRun) -> None:
         with self._live_lock:
@@ -118,7 +138,8 @@ class Writer:
         queue = self.queue
         popleft = queue.popleft
         rows_by_run: dict[str, list] = {}
-        while queue:
+        # Only what is queued now: a producer faster than this loop must not keep it from committing.
+        for _ in range(len(queue)):
             op = popleft()
             tag = op[0]
             if tag == HISTORY:
@@ -139,6 +160,11 @@ class Writer:
             fields = run._snapshot(now)
             if fields:
                 batch.update_run(run.id, fields)
+        if self.on_tick is not None:
+            try:
+                self.on_tick(now, live)  # the rules' watchdog: stalled runs, reloads
+            except Exception:
+                logger.exception("alerts: the rules watchdog failed")
         if batch:
             self._trim(batch)
             try:
@@ -204,7 +230,7 @@ def history_chunks(run_id: str, rows: list[dict]) -> list[dict]:
 
 
 _writers: dict[tuple[str, str], Writer] = {}
-_writers_lock = threading.Lock()
+_writers_lock = threading.RLock()  # re-entrant for the same reason as Writer._live_lock
 
 
 def writer_for(store: Store, media_root: Path, interval: float) -> Writer:

@@ -1,0 +1,241 @@
+"""Several processes against one store folder, and a process killed with SIGKILL.
+
+The children are real interpreters logging through ``alerts``; the test process reads what reached the
+store through ``alerts.Api()``. Waits are bounded (so a hang fails instead of blocking the suite), and
+nothing asserts on speed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from conftest import read_runs
+
+pytestmark = pytest.mark.timeout(180)
+
+WAIT = 90.0  # how long to wait for a child before failing (a loaded 2-core machine, 4 children at once)
+
+
+class Child:
+    """A child interpreter whose stdout lines are read on a thread, so that every wait is bounded."""
+
+    def __init__(self, proc: subprocess.Popen, stderr_path) -> None:
+        self.proc = proc
+        self._stderr_path = stderr_path
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # end of output
+
+    @property
+    def stderr(self) -> str:
+        try:
+            return self._stderr_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def next_line(self, timeout: float = WAIT) -> str:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"nothing from the child within {timeout}s; stdout so far "
+                                 f"{self.seen[-5:]!r}\nstderr:\n{self.stderr}") from None
+        if line is None:
+            self.lines.put(None)  # keep reporting the end
+            raise AssertionError(f"child ended (rc={self.proc.wait()}); last stdout {self.seen[-5:]!r}"
+                                 f"\nstderr:\n{self.stderr}")
+        self.seen.append(line)
+        return line
+
+    def expect(self, wanted: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.next_line(max(0.1, deadline - time.monotonic())) != wanted:
+            pass
+
+    def send(self, text: str) -> None:
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float = WAIT) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"child still running after {timeout}s\nstderr:\n{self.stderr}") from None
+
+
+@pytest.fixture
+def spawn(tmp_path, store_dir):
+    """Start ``source`` with ``args`` in a child process (``run_script``'s environment), not waiting."""
+    children: list[Child] = []
+
+    def start(source: str, *args: str, env: dict | None = None) -> Child:
+        index = len(children)
+        script = tmp_path / f"child{index}.py"
+        script.write_text(textwrap.dedent(source), encoding="utf-8")
+        stderr_path = tmp_path / f"child{index}.stderr"
+        child_env = {**os.environ, "ALERTS_DIR": str(store_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        with open(stderr_path, "w", encoding="utf-8") as stderr:
+            proc = subprocess.Popen([sys.executable, str(script), *args], env=child_env, cwd=tmp_path,
+                                    text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        child = Child(proc, stderr_path)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait(10)
+        if child.proc.stdin:
+            child.proc.stdin.close()
+
+
+# Logs ROWS rows in chunks, with a short pause between chunks, so that the writers of concurrent
+# processes commit many batches each, interleaved, instead of one burst apiece. Starts on "go" on stdin.
+CONCURRENT_LOGGER = """
+    import sys
+    import time
+    import alerts
+
+    project, name, group, rows = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4])
+    rank = int(name.rsplit("-", 1)[-1])
+    run = alerts.init(project=project, name=name, group=group, job_type="train",
+                      config={"rank": rank})
+    print("waiting", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit("no start signal")
+    for i in range(rows):
+        alerts.log({"i": i, "rank": rank, "value": rank * 1_000_000 + i})
+        if i % 1000 == 999:
+            time.sleep(0.03)
+    alerts.finish()
+    print("done", flush=True)
+"""
+
+
+def start_together(spawn, specs: list[tuple[str, str, str, int]]) -> None:
+    """Start one logger per (project, name, group, rows), release them at once, wait for all."""
+    children = [spawn(CONCURRENT_LOGGER, project, name, group, str(rows)) for project, name, group, rows in specs]
+    for child in children:
+        child.expect("waiting")  # every one has imported, opened the store and started its run
+    for child in children:
+        child.send("go\n")
+    for child in children:
+        child.expect("done")
+    for child in children:
+        assert child.wait() == 0, child.stderr
+
+
+def check_full_history(run, rank: int, rows: int) -> None:
+    history = list(run.scan_history())
+    assert len(history) == rows, f"{run.name}: {len(history)} rows of {rows}"
+    assert [r["_step"] for r in history] == list(range(rows))
+    assert [r["i"] for r in history] == list(range(rows))
+    assert all(r["rank"] == rank for r in history)
+    assert [r["value"] for r in history] == [rank * 1_000_000 + i for i in range(rows)]
+    assert run.state == "finished"
+    assert run.last_step == rows - 1
+    assert run.summary["i"] == rows - 1
+    assert run.summary["value"] == rank * 1_000_000 + rows - 1
+
+
+def test_two_processes_logging_to_one_folder_at_once_lose_nothing(spawn):
+    rows = 20_000
+    start_together(spawn, [("proj-a", "writer-0", "", rows), ("proj-b", "writer-1", "", rows)])
+
+    for project, rank in (("proj-a", 0), ("proj-b", 1)):
+        runs = read_runs(project)
+        assert [r.name for r in runs] == [f"writer-{rank}"]
+        assert runs[0].config == {"rank": rank}
+        assert runs[0].group is None
+        check_full_history(runs[0], rank, rows)
+    assert len(read_runs()) == 2
+
+
+def test_ddp_ranks_with_one_group_log_concurrently(spawn):
+    rows, world = 3_000, 4
+    start_together(spawn, [("ddp", f"rank-{r}", "exp-42", rows) for r in range(world)])
+
+    runs = read_runs("ddp")
+    assert len(runs) == world
+    assert sorted(r.name for r in runs) == [f"rank-{r}" for r in range(world)]
+    assert len({r.id for r in runs}) == world
+    for run in runs:
+        rank = int(run.name.rsplit("-", 1)[-1])
+        assert run.group == "exp-42"
+        assert run.job_type == "train"
+        assert run.entity == "alice"
+        assert run.config == {"rank": rank}
+        check_full_history(run, rank, rows)
+
+
+# Logs as fast as it can (or with a pause per step), printing how many steps it has logged every 1000.
+ENDLESS_LOGGER = """
+    import sys
+    import time
+    import alerts
+
+    pause = float(sys.argv[1])
+    alerts.init(project="sigkill", name="victim")
+    i = 0
+    while True:
+        alerts.log({"x": i})
+        i += 1
+        if i % 1000 == 0:
+            print(i, flush=True)
+        if pause:
+            time.sleep(pause)
+"""
+
+
+@pytest.mark.parametrize(("pause", "min_steps"), [(0.0, 20_000), (0.0001, 2_000)], ids=["tight-loop", "paced"])
+def test_sigkill_keeps_a_contiguous_prefix_up_to_about_one_flush_interval_ago(spawn, pause, min_steps):
+    """DESIGN guarantee: a kill -9 loses at most what was queued since the last commit (the writer
+    commits every ALERTS_FLUSH_INTERVAL = 0.2 s). So every step reported well over a second before the
+    kill must be stored, as a gap-free prefix, and the run stays "running": nobody finished it.
+
+    The step we hold the store to is the one reported after the child has been logging for a second
+    (and at least ``min_steps`` in), not the first report: the guarantee is for a run that has been
+    going a while, not only for the first commit after init().
+    """
+    child = spawn(ENDLESS_LOGGER, str(pause), env={"ALERTS_FLUSH_INTERVAL": "0.2"})
+    first = int(child.next_line())
+    started = time.monotonic()
+    reported = first
+    while reported < min_steps or time.monotonic() - started < 1.0:
+        reported = int(child.next_line())
+    seen_at = time.monotonic()  # the child printed `reported` no later than this
+    latest = reported
+    while time.monotonic() - seen_at < 1.5:  # ~7 flush intervals, measured on our side
+        latest = int(child.next_line())
+    assert latest > reported  # it was still logging when killed
+    child.proc.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+
+    runs = read_runs("sigkill")
+    assert len(runs) == 1, f"the run itself was never committed ({latest} steps logged before the kill)"
+    run = runs[0]
+    history = list(run.scan_history())
+    k = len(history)
+    assert [r["_step"] for r in history] == list(range(k)), "the stored history has a gap"
+    assert [r["x"] for r in history] == list(range(k))
+    assert k >= reported, (f"only {k} rows stored, but {reported} steps were logged at least 1.5 s "
+                           f"before the kill (latest report {latest})")
+    assert run.state == "running"
+    assert run.finished_at is None
+    assert run.exit_code is None
+    assert run.last_step >= k - 1
