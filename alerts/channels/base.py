@@ -20,6 +20,7 @@ class Notification:
     created_at: float
     source: str = "alert"
     rule: Optional[str] = None
+    status: str = "firing"  # firing | resolved
 
 
 class DeliveryError(Exception):

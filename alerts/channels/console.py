@@ -24,7 +24,8 @@ class ConsoleChannel:
     def send(self, notification: Notification) -> None:
         stream = self._stream or sys.stderr
         text = one_line(notification.text)
-        line = f"alerts: [{notification.level}] {one_line(notification.title)}"
+        resolved = "RESOLVED " if notification.status == "resolved" else ""
+        line = f"alerts: [{notification.level}] {resolved}{one_line(notification.title)}"
         if text:
             line += f": {text}"
         line += f" (run {notification.run_name} in {notification.project})"

@@ -20,6 +20,9 @@ from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.names import new_run_id, new_run_name
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, RUN_UPDATE, writer_for
+from alerts.rules.active import active_rules
+from alerts.rules.engine import RunRules
+from alerts.rules.schema import RunInfo
 from alerts.settings import Settings, load_settings
 from alerts.store import jsoncodec
 from alerts.store.db import open_store
@@ -109,10 +112,37 @@ def init(
     settings = load_settings(dir=Path(dir) if dir else None)
     run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+    _apply_rules(run, settings)
     run._writer.attach(run)  # from now on the writer keeps its summary and heartbeat current
     lifecycle.register(run)
     _set_globals(run)
     return run
+
+
+def _apply_rules(run: Run, settings: Settings) -> None:
+    """Load ``ALERTS_RULES`` (once per process) and evaluate it on this run; the writer's tick then
+    runs the stalled rules and picks up ``alerts rules reload``."""
+    active = active_rules(settings.rules, settings.dir)
+    run.use_rules(_run_rules(active, run, None), active.ruleset)
+
+    def tick(now: float, live: list) -> None:
+        if active.reload_if_asked():
+            for live_run in live:
+                live_run.use_rules(_run_rules(active, live_run, live_run._rules), active.ruleset)
+        for live_run in live:
+            live_run._watch(now)
+
+    run._writer.on_tick = tick
+
+
+def _run_rules(active, run: Run, previous: Optional[RunRules]) -> Optional[RunRules]:
+    if not len(active.ruleset):
+        return None
+    info = RunInfo(id=run.id, name=run.name, project=run.project, owner=run.entity, group=run.group,
+                   job_type=run.job_type, tags=tuple(run.tags))
+    rules = RunRules(active.ruleset.plain_rules, info, start=run._start, previous=previous)
+    has_any = rules.metric_rules or rules.stalled_rules or rules.state_rules
+    return rules if has_any else None
 
 
 def _filter_config(values: dict, include: Optional[Iterable[str]], exclude: Optional[Iterable[str]]) -> dict:

@@ -21,6 +21,7 @@ from alerts.sdk.config import Config, Summary
 from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
+from alerts.rules.engine import RunRules
 from alerts.store import jsoncodec
 
 logger = logging.getLogger("alerts")
@@ -97,6 +98,8 @@ class Run:
         self._heartbeat_at = 0.0
         self._media_count = 0
         self._throttle = AlertThrottle()
+        self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
+        self._rule_templates: Any = None
         self.config = Config(config, on_change=self._config_changed)
         self.summary = Summary(summary, on_change=self._summary_changed)
 
@@ -169,6 +172,11 @@ class Run:
         self._dirty = True
         self._append((HISTORY, self.id, row))
         self._step = step + 1
+        rules = self._rules
+        if rules is not None:
+            transitions = rules.observe_row(row, step, now)
+            if transitions:
+                self._raise_rule_alerts(transitions)
         self._wake_if_long()
 
     def _finished_error(self, call: str) -> UsageError:
@@ -235,6 +243,63 @@ class Run:
         }))
         return None
 
+    def use_rules(self, rules: Optional[RunRules], templates: Any) -> None:
+        """Evaluate ``rules`` on this run's rows from now on (``templates`` renders their alerts)."""
+        self._rule_templates = templates
+        self._rules = rules
+
+    def _raise_rule_alerts(self, transitions: list) -> None:
+        """Record and notify rule transitions. Never raises: a broken template or channel is logged."""
+        for transition in transitions:
+            try:
+                self._raise_rule_alert(transition)
+            except Exception:
+                logger.exception("alerts: could not raise the alert of rule %r", transition.rule.name)
+        if self._writer is not None:
+            self._writer.wake()  # commit rule alerts now, not on the next tick
+
+    def _raise_rule_alert(self, transition) -> None:
+        rule = transition.rule
+        values = {
+            "rule": rule.name, "level": rule.level, "status": transition.status, "run.id": self.id,
+            "run.name": self.name, "run.project": self.project, "run.owner": self.entity,
+            "run.group": self.group or "", "run.job_type": self.job_type or "", "run.tags": ", ".join(self.tags),
+            "metric": transition.metric, "value": transition.value, "step": transition.step,
+            **transition.fields,
+        }
+        loaded = self._rule_templates.templates(rule.name) if self._rule_templates is not None else None
+        title = loaded.title.render(values) if loaded is not None else rule.name
+        text = loaded.text.render(values) if loaded is not None else ""
+        outcome, reason = "notified", None
+        if transition.status == "resolved" and not rule.send_resolved:
+            outcome, reason = "suppressed", "send_resolved is false"
+        elif self._channel is not None:
+            try:
+                self._channel.send(Notification(
+                    title=title, text=text, level=rule.level, run_id=self.id, run_name=self.name,
+                    project=self.project, owner=self.entity, created_at=transition.at, source="rule",
+                    rule=rule.name, status=transition.status,
+                ))
+            except Exception as exc:
+                logger.warning("alerts: could not deliver the alert of rule %r: %s", rule.name, exc)
+                outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
+        value = transition.value
+        self._append((ALERT, {
+            "run_id": self.id, "created_at": transition.at, "source": "rule", "rule": rule.name,
+            "status": transition.status, "metric": transition.metric,
+            "value": float(value) if isinstance(value, (int, float)) else None,
+            "title": title, "text": text, "level": rule.level, "outcome": outcome, "reason": reason,
+            "wait_duration": 0.0, "step": transition.step,
+        }))
+
+    def _watch(self, now: float) -> None:
+        """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""
+        rules = self._rules
+        if rules is not None and not self._finished:
+            transitions = rules.check_stalled(now)
+            if transitions:
+                self._raise_rule_alerts(transitions)
+
     # -- life -------------------------------------------------------------------------------------
 
     def mark_preempting(self) -> None:
@@ -276,6 +341,10 @@ class Run:
         }
         if error is not None:
             fields["error_type"], fields["error_text"] = describe_exception(error)
+        if self._rules is not None:
+            transitions = self._rules.on_end(state, now, fields.get("error_type"), exit_code)
+            if transitions:
+                self._raise_rule_alerts(transitions)
         self._append((RUN_UPDATE, self.id, fields))
         if self._writer is not None:
             self._writer.detach(self.id)

@@ -84,6 +84,9 @@ class AlertRecord(SQLModel, table=True):
     created_at: float
     source: str = "alert"  # alert (an explicit alert() call) | rule
     rule: Optional[str] = None
+    status: str = "firing"  # firing | resolved (rule alerts resolve; explicit ones only fire)
+    metric: Optional[str] = None
+    value: Optional[float] = None
     title: str = Field(sa_column=Column(Text, nullable=False))
     text: str = Field(sa_column=Column(Text, nullable=False))
     level: str

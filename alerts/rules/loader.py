@@ -1,0 +1,216 @@
+"""Reading rule files: YAML -> validated rules, with errors that name the file, the line, the rule and
+the field (``rules/train.yaml:12: rule 'loss-jump': change.by: Input should be greater than 0``).
+
+All files are read and every error is collected before anything is returned, so that one
+``alerts rules check`` shows every mistake at once. A rule set that fails to load is never
+half-applied: callers keep the previous one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import yaml
+from pydantic import ValidationError
+
+from alerts.rules.schema import KINDS, RuleFile
+from alerts.rules.templates import FIELDS_BY_KIND, Template, TemplateError
+
+DEFAULT_TITLES = {
+    "threshold": "{rule}: {metric} {condition} in {run.name}",
+    "change": "{rule}: {metric} changed by {change:.3g} in {run.name}",
+    "stalled": "{rule}: {run.name} has logged nothing for {since}",
+    "run_state": "{rule}: {run.name} {run.state}",
+}
+DEFAULT_TEXTS = {
+    "threshold": "{metric} = {value:.6g} at step {step} (condition: {condition})",
+    "threshold-window": "{aggregate} of the last {window} {metric} = {value:.6g} at step {step} (condition: {condition})",
+    "change": "{metric}: mean {current:.6g} against {prior:.6g} before ({direction} by {by} or more)",
+    "stalled": "no new data for {since} (rule: {after}); last step {step}",
+    "run_state": "run {run.name} in {run.project} ended {run.state} (exit code {exit_code})",
+}
+
+
+class RuleLoadError(Exception):
+    """Rule files that could not be loaded; ``errors`` holds one ``file:line: ...`` message each."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class LoadedRule:
+    """A validated rule with its templates and where it came from."""
+
+    rule: Any
+    title: Template
+    text: Template
+    source: str  # file:line
+
+
+@dataclass
+class RuleSet:
+    """Every rule of a set of files, in file order."""
+
+    rules: list[LoadedRule] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    @property
+    def plain_rules(self) -> list[Any]:
+        return [loaded.rule for loaded in self.rules]
+
+    def templates(self, name: str) -> Optional[LoadedRule]:
+        for loaded in self.rules:
+            if loaded.rule.name == name:
+                return loaded
+        return None
+
+
+def rule_files(paths: Iterable[Union[str, Path]]) -> list[Path]:
+    """The rule files under ``paths``: a file as given; a folder's ``*.yaml``/``*.yml``, sorted."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        elif path.exists():
+            files.append(path)
+        else:
+            raise RuleLoadError([f"{path}: no such file or folder"])
+    return files
+
+
+def _line_of(node: Optional[yaml.Node], loc: Sequence[Any]) -> tuple[int, str]:
+    """The line of the YAML node at ``loc`` (or of the deepest node found), and the path walked."""
+    line = (node.start_mark.line + 1) if node is not None else 1
+    walked: list[str] = []
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+        walked.append(str(part))
+    return line, ".".join(walked)
+
+
+def _duplicate_keys(node: Optional[yaml.Node], path: str, errors: list[str]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                errors.append(f"{path}:{key_node.start_mark.line + 1}: key {key!r} appears twice "
+                              f"(first on line {seen[key]})")
+            seen[key] = key_node.start_mark.line + 1
+            _duplicate_keys(value_node, path, errors)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _duplicate_keys(item, path, errors)
+
+
+def _describe(loc: tuple, rules_node: Optional[yaml.Node], data: Any) -> tuple[tuple, str]:
+    """The loc without pydantic's union tag, and ``rule 'name': `` when the error is inside a rule."""
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        index = loc[1]
+        rest = loc[2:]
+        if rest and rest[0] in KINDS:
+            rest = rest[1:]  # the discriminated union's tag, not a key of the file
+        name = None
+        rules = data.get("rules") if isinstance(data, dict) else None
+        if isinstance(rules, list) and index < len(rules) and isinstance(rules[index], dict):
+            name = rules[index].get("name")
+        prefix = f"rule {name!r}: " if name else f"rule #{index + 1}: "
+        return ("rules", index, *rest), prefix
+    return loc, ""
+
+
+def load_file(path: Path, errors: list[str]) -> list[LoadedRule]:
+    """The rules of one file; problems are appended to ``errors`` (nothing is raised)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        errors.append(f"{path}: cannot read: {exc}")
+        return []
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        errors.append(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return []
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        errors.append(f"{path}:1: a rule file is a mapping with a 'rules:' list, not a {type(data).__name__}")
+        return []
+    before = len(errors)
+    _duplicate_keys(root, str(path), errors)
+    try:
+        parsed = RuleFile.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc, prefix = _describe(tuple(error["loc"]), root, data)
+            line, walked = _line_of(root, loc)
+            field_path = ".".join(str(p) for p in loc[2:]) if loc[:1] == ("rules",) else walked
+            if error["type"] == "extra_forbidden":
+                message = f"unknown key {str(loc[-1])!r}"
+            elif error["type"] == "union_tag_invalid":
+                message = f"kind must be one of {', '.join(KINDS)}"
+                field_path = "kind"
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+            where = f"{field_path}: " if field_path else ""
+            errors.append(f"{path}:{line}: {prefix}{where}{message}")
+        return []
+    if len(errors) > before:
+        return []
+    loaded = []
+    for index, rule in enumerate(parsed.rules):
+        allowed = FIELDS_BY_KIND[rule.kind]
+        templates = {}
+        for which, defaults in (("title", DEFAULT_TITLES), ("text", DEFAULT_TEXTS)):
+            default_key = "threshold-window" if which == "text" and getattr(rule, "window", 1) > 1 else rule.kind
+            source = getattr(rule, which) or defaults[default_key]
+            try:
+                templates[which] = Template(source, allowed)
+            except TemplateError as exc:
+                line, _ = _line_of(root, ("rules", index, which))
+                errors.append(f"{path}:{line}: rule {rule.name!r}: {which}: {exc}")
+        if len(templates) == 2:
+            line, _ = _line_of(root, ("rules", index))
+            loaded.append(LoadedRule(rule, templates["title"], templates["text"], f"{path}:{line}"))
+    return loaded
+
+
+def load_rules(paths: Iterable[Union[str, Path]]) -> RuleSet:
+    """Load every rule file under ``paths``; :class:`RuleLoadError` lists every problem found."""
+    errors: list[str] = []
+    files = rule_files(paths)
+    rules: list[LoadedRule] = []
+    for path in files:
+        rules += load_file(path, errors)
+    seen: dict[str, str] = {}
+    for loaded in rules:
+        name = loaded.rule.name
+        if name in seen:
+            errors.append(f"{loaded.source}: rule {name!r}: name: already used at {seen[name]} (names are unique)")
+        else:
+            seen[name] = loaded.source
+    if errors:
+        raise RuleLoadError(errors)
+    return RuleSet(rules, files)

@@ -1,0 +1,88 @@
+"""Rule titles and texts: ``"Accuracy {value:.2f} in {run.name}"``.
+
+A template may name only the fields its rule kind provides, with an optional format spec and ``!r``/
+``!s`` conversion. It is parsed once at load time; there is no attribute or item access, so a template
+cannot reach into Python objects (``{run.__class__}`` is an unknown field, not a lookup), and values are
+plain strings and numbers, whose ``__format__`` runs no user code.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from typing import Any, Iterable, Optional
+
+logger = logging.getLogger("alerts")
+
+COMMON_FIELDS = frozenset({
+    "rule", "level", "status", "run.id", "run.name", "run.project", "run.owner", "run.group", "run.job_type",
+    "run.tags",
+})
+FIELDS_BY_KIND = {
+    "threshold": COMMON_FIELDS | {"metric", "value", "step", "threshold", "condition", "aggregate", "window"},
+    "change": COMMON_FIELDS | {"metric", "value", "step", "change", "by", "direction", "window", "prior_window",
+                               "current", "prior"},
+    "stalled": COMMON_FIELDS | {"after", "since", "step"},
+    "run_state": COMMON_FIELDS | {"run.state", "error", "exit_code"},
+}
+# Values used to try a template at load time, so that a bad format spec is reported then.
+_SAMPLES: dict[str, Any] = {"value": 1.5, "step": 10, "threshold": 0.5, "window": 5, "prior_window": 5,
+                            "change": 0.25, "by": 0.5, "current": 1.5, "prior": 1.0, "exit_code": 1}
+
+
+class TemplateError(ValueError):
+    """A template names a field its rule does not have, or has a bad format spec."""
+
+
+class Template:
+    """A parsed template; :meth:`render` fills it from a dict of field values."""
+
+    def __init__(self, source: str, allowed: Iterable[str]) -> None:
+        self.source = source
+        allowed = frozenset(allowed)
+        self._parts: list[tuple[str, Optional[str], str, Optional[str]]] = []
+        try:
+            parsed = list(string.Formatter().parse(source))
+        except ValueError as exc:
+            raise TemplateError(f"{source!r}: {exc} (write {{{{ and }}}} for literal braces)") from None
+        for literal, field, spec, conversion in parsed:
+            if field is not None:
+                if field not in allowed:
+                    raise TemplateError(f"{source!r}: unknown field {{{field}}}; this rule has "
+                                        + ", ".join("{" + f + "}" for f in sorted(allowed)))
+                if spec and ("{" in spec or "}" in spec):
+                    raise TemplateError(f"{source!r}: nested fields in a format spec are not allowed")
+                if conversion not in (None, "r", "s"):
+                    raise TemplateError(f"{source!r}: conversion !{conversion} is not allowed (use !r or !s)")
+            self._parts.append((literal, field, spec or "", conversion))
+        samples = {f: _SAMPLES.get(f, "x") for f in allowed}
+        try:
+            self._render(samples)
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(f"{source!r}: {exc}") from None
+
+    def _render(self, values: dict) -> str:
+        out = []
+        for literal, field, spec, conversion in self._parts:
+            out.append(literal)
+            if field is None:
+                continue
+            value = values.get(field)
+            if conversion == "r":
+                value = repr(value)
+            elif conversion == "s":
+                value = str(value)
+            out.append(format(value, spec))
+        return "".join(out)
+
+    def render(self, values: dict) -> str:
+        """The filled template; a value its spec cannot format (a string for ``:.2f``) is written plain."""
+        try:
+            return self._render(values)
+        except (ValueError, TypeError):
+            plain = [(literal, field, "", conversion) for literal, field, _spec, conversion in self._parts]
+            saved, self._parts = self._parts, plain
+            try:
+                return self._render(values)
+            finally:
+                self._parts = saved
