@@ -143,6 +143,76 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(dir=args.dir, runs=args.runs, steps=args.steps)
 
 
+def _rules_paths(args: argparse.Namespace) -> list:
+    from pathlib import Path
+
+    from alerts.settings import load_settings
+
+    return [Path(p) for p in args.paths] if args.paths else [load_settings().rules]
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from alerts.rules.loader import RuleLoadError, load_rules, rule_files
+
+    paths = _rules_paths(args)
+    try:
+        ruleset = load_rules(paths)
+    except RuleLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(exc.errors)} error(s); nothing was applied", file=sys.stderr)
+        return 1
+    for path in rule_files(paths):
+        names = [r.rule.name for r in ruleset.rules if r.source.startswith(f"{path}:")]
+        print(f"{path}: {len(names)} rule(s) OK" + (f": {', '.join(names)}" if names else ""))
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alerts.rules.testing import run_test_file
+
+    failed = total = 0
+    for file in args.files:
+        print(f"{file}:")
+        for outcome in run_test_file(Path(file)):
+            total += 1
+            if outcome.passed:
+                print(f"  PASS  {outcome.name}")
+                continue
+            failed += 1
+            print(f"  FAIL  {outcome.name}")
+            if outcome.problem:
+                print("        " + outcome.problem.replace("\n", "\n        "))
+                continue
+            print("        expected:" + ("" if outcome.expected else " no alerts"))
+            for line in outcome.expected:
+                print(f"          {line}")
+            print("        got:" + ("" if outcome.got else " no alerts"))
+            for line in outcome.got:
+                print(f"          {line}")
+    print(f"{total - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_rules_reload(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alerts.rules.active import request_reload
+    from alerts.settings import load_settings
+
+    settings = load_settings(dir=Path(args.dir) if args.dir else None)
+    args.paths = []
+    if cmd_rules_check(args) != 0:
+        print("the live runs keep the rules they have", file=sys.stderr)
+        return 1
+    marker = request_reload(settings.dir)
+    print(f"asked the runs logging to {settings.dir} to reload {settings.rules} (marker {marker}); "
+          "they do so within a second")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alerts",
@@ -165,6 +235,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run", metavar="RUN", help="run id, project/id, or run name")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=cmd_show)
+
+    rules = sub.add_parser("rules", help="check, test and reload alert rules",
+                           description="Alert rules are YAML files in ALERTS_RULES (default ./rules).")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+    check = rules_sub.add_parser("check", help="validate rule files (exit 1 on errors, with file:line)",
+                                 description="Load rule files and report every error as file:line: rule: "
+                                 "field: problem. Exit status 1 if any.")
+    check.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: $ALERTS_RULES or ./rules)")
+    check.set_defaults(func=cmd_rules_check)
+    test = rules_sub.add_parser("test", help="run rule unit tests written in YAML",
+                                description="Run rule unit tests: input series in promtool's notation "
+                                "(1 2 3, _ for missing, a+bxn), expected alerts, on a simulated clock. "
+                                "Failures print what was expected and what happened; exit 1 if any.")
+    test.add_argument("files", nargs="+", metavar="FILE", help="test files (see rules/tests/)")
+    test.set_defaults(func=cmd_rules_test)
+    reload = rules_sub.add_parser("reload", help="check the rules, then make live runs load them",
+                                  description="Check ALERTS_RULES; if they load, every process logging "
+                                  "to the store folder reloads them within a second. If they do not, "
+                                  "nothing changes and the errors are printed.")
+    reload.set_defaults(func=cmd_rules_reload)
 
     demo = sub.add_parser("demo", help="log simulated training runs that raise alerts",
                           description="Log a few simulated training runs into the store; one of them "

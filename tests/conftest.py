@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import alerts
+from alerts.rules import active as rules_active
 from alerts.sdk import api, lifecycle, worker
 from alerts.store import db
 
@@ -22,6 +23,8 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     """A fresh ``ALERTS_DIR`` for each test; runs still live afterwards are finished and forgotten."""
     folder = tmp_path / "store"
     monkeypatch.setenv("ALERTS_DIR", str(folder))
+    # No rules unless a test brings its own: the repository's rules/ must not leak into every test.
+    monkeypatch.setenv("ALERTS_RULES", str(tmp_path / "no-rules"))
     monkeypatch.setenv("ALERTS_USER", "alice")
     for name in ("ALERTS_MODE", "WANDB_MODE", "WANDB_PROJECT", "ALERTS_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -33,6 +36,7 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     api._set_globals(None)
     worker.close_all()
     db.forget_stores()
+    rules_active.forget()
 
 
 @pytest.fixture

@@ -164,15 +164,17 @@ class RunRules:
             self._carry_over(previous)
 
     def _carry_over(self, previous: "RunRules") -> None:
-        # On reload, a rule that did not change keeps its series states (no spurious refire/resolve).
-        old_rules = {rule.name: rule for rule in previous.metric_rules}
+        # On reload, a rule that did not change keeps its series states (no spurious refire/resolve);
+        # a changed rule starts afresh.
         for metric, entries in previous._cache.items():
-            kept = {rule.name: state for rule, state in entries if old_rules.get(rule.name) == rule}
-            new_entries = self._resolve(metric)
-            self._cache[metric] = tuple((rule, kept.get(rule.name, state)) for rule, state in new_entries)
-        for name, state in previous._stalled_states.items():
-            if name in self._stalled_states and any(r.name == name for r in self.stalled_rules):
-                self._stalled_states[name] = state
+            old = {rule.name: (rule, state) for rule, state in entries}
+            self._cache[metric] = tuple(
+                (rule, old[rule.name][1] if rule.name in old and old[rule.name][0] == rule else state)
+                for rule, state in self._resolve(metric))
+        old_stalled = {rule.name: rule for rule in previous.stalled_rules}
+        for rule in self.stalled_rules:
+            if old_stalled.get(rule.name) == rule:
+                self._stalled_states[rule.name] = previous._stalled_states[rule.name]
         self.last_data_at, self.last_step = previous.last_data_at, previous.last_step
         self._stalled_firing = any(s.phase == FIRING for s in self._stalled_states.values())
 

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+from alerts import clock as _clock
 from alerts.store import jsoncodec
 from alerts.store.db import Batch, Store
 
@@ -57,11 +58,11 @@ class Writer:
     """Drains queued operations into the store on a daemon thread."""
 
     def __init__(self, store: Store, media_root: Path, interval: float = 0.2,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Optional[Callable[[], float]] = None) -> None:
         self.store = store
         self.media_root = media_root
         self.interval = interval
-        self._clock = clock
+        self._clock = clock if clock is not None else _clock.now  # looked up now: tests swap it
         self.queue: deque = deque()
         self.append = self.queue.append  # what the hot path calls
         self._wake = threading.Event()
