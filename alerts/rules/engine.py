@@ -8,9 +8,9 @@
 
 :func:`step_state` is the whole machine: it takes a state, whether the condition holds now, and
 ``now``, and returns the status to emit (``"firing"``, ``"resolved"`` or ``None``). The observers
-below feed it: :func:`observe_threshold` and :func:`observe_change` keep a bounded window of the
-series (constant memory per series), :func:`check_stalled` compares the time of the last data with
-``now``. Nothing here reads a clock, a file or a database.
+below feed it: :class:`ThresholdSeries` and :class:`ChangeSeries` keep a bounded window of the
+series (constant memory per series; means are rolling, O(1) a point), :func:`check_stalled` compares
+the time of the last data with ``now``. Nothing here reads a clock, a file or a database.
 
 :class:`RunRules` applies a rule set to one run: which rules watch a metric is worked out once per
 (run, metric) and cached, so a point costs work only for the rules that match it.
@@ -40,9 +40,7 @@ class SeriesState:
     phase: str = INACTIVE
     count: int = 0  # consecutive evaluations the condition held (pending) or cleared (while firing)
     since: Optional[float] = None  # when that streak began
-    buffer: Optional[deque] = None  # the last window (+ prior window) values
-    last_value: Optional[float] = None
-    last_step: Optional[int] = None
+    buffer: Optional[deque] = None  # the last window values (min/max/last aggregates)
     fired_at: Optional[float] = None
 
 
@@ -86,56 +84,177 @@ def step_state(state: SeriesState, active: bool, now: float, hold=None, keep_fir
     return None
 
 
-def _aggregate(values: Iterable[float], how: str) -> float:
-    values = list(values)
-    if how == "last":
-        return values[-1]
-    if any(math.isnan(v) for v in values):
-        return math.nan
-    if how == "mean":
-        return math.fsum(values) / len(values)
-    return min(values) if how == "min" else max(values)
+class RollingMean:
+    """The mean of the last ``size`` values in O(1) a value, NaN- and infinity-aware.
+
+    Finite values are summed; non-finite ones are counted (NaN, or both infinities, make the mean
+    NaN; one kind of infinity makes it that infinity). The sum is recomputed exactly now and then so
+    that rounding does not drift over a long run.
+    """
+
+    __slots__ = ("size", "values", "total", "nan", "pos_inf", "neg_inf", "updates")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: deque = deque()
+        self.total = 0.0
+        self.nan = self.pos_inf = self.neg_inf = self.updates = 0
+
+    def _count(self, value: float, delta: int) -> None:
+        if value != value:
+            self.nan += delta
+        elif value == math.inf:
+            self.pos_inf += delta
+        elif value == -math.inf:
+            self.neg_inf += delta
+        else:
+            self.total += value * delta
+
+    def push(self, value: float) -> Optional[float]:
+        """Add a value; return the one that fell out of the window (None while filling)."""
+        values = self.values
+        values.append(value)
+        if value - value == 0.0:  # finite (NaN - NaN and inf - inf are NaN): the common case, inline
+            self.total += value
+        else:
+            self._count(value, 1)
+        evicted = None
+        if len(values) > self.size:
+            evicted = values.popleft()
+            if evicted - evicted == 0.0:
+                self.total -= evicted
+            else:
+                self._count(evicted, -1)
+        self.updates += 1
+        if self.updates >= 10_000:
+            self.updates = 0
+            self.total = math.fsum(v for v in values if math.isfinite(v))
+        return evicted
+
+    @property
+    def full(self) -> bool:
+        return len(self.values) >= self.size
+
+    def mean(self) -> float:
+        if self.nan or (self.pos_inf and self.neg_inf):
+            return math.nan
+        if self.pos_inf:
+            return math.inf
+        if self.neg_inf:
+            return -math.inf
+        return self.total / len(self.values)
 
 
-def observe_threshold(rule: ThresholdRule, state: SeriesState, value: float, now: float) -> tuple[Optional[str], dict]:
-    """One point of a threshold rule's series: update the window, evaluate, advance."""
-    if rule.window == 1:
-        measured = value
-    else:
-        if state.buffer is None:
-            state.buffer = deque(maxlen=rule.window)
-        state.buffer.append(value)
-        if len(state.buffer) < rule.window:
-            return None, {}  # not enough points yet: no evaluation
-        measured = _aggregate(state.buffer, rule.aggregate)
-    status = step_state(state, rule.condition.test(measured), now, rule.for_, rule.keep_firing_for)
-    return status, {"value": measured, "threshold": rule.condition.threshold, "condition": str(rule.condition),
-                    "aggregate": rule.aggregate, "window": rule.window}
+_AGGREGATES = {"min": min, "max": max}
 
 
-def observe_change(rule: ChangeRule, state: SeriesState, value: float, now: float) -> tuple[Optional[str], dict]:
-    """One point of a change rule's series: the last window's mean against the prior window's."""
-    spec = rule.change
-    if state.buffer is None:
-        state.buffer = deque(maxlen=spec.window + spec.prior)
-    state.buffer.append(value)
-    if len(state.buffer) < spec.window + spec.prior:
-        return None, {}
-    values = list(state.buffer)
-    prior = _aggregate(values[:spec.prior], "mean")
-    current = _aggregate(values[spec.prior:], "mean")
-    delta = current - prior
-    if spec.relative:
-        delta = delta / abs(prior) if prior != 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
-    if spec.direction == "increase":
-        active = delta >= spec.by
-    elif spec.direction == "decrease":
-        active = -delta >= spec.by
-    else:
-        active = abs(delta) >= spec.by
-    status = step_state(state, active, now, rule.for_, rule.keep_firing_for)
-    return status, {"value": current, "change": delta, "by": spec.by, "direction": spec.direction,
-                    "window": spec.window, "prior_window": spec.prior, "current": current, "prior": prior}
+class Series:
+    """One (rule, run, metric) series: its state, and how a new value is evaluated."""
+
+    __slots__ = ("rule", "state", "hold", "keep")
+
+    def __init__(self, rule: MetricRule, state: Optional[SeriesState] = None) -> None:
+        self.rule = rule
+        self.state = state or SeriesState()
+        self.hold, self.keep = rule.for_, rule.keep_firing_for
+
+    def push(self, value: float, now: float) -> Optional[tuple[str, dict]]:
+        """Evaluate ``value``; ``(status, template fields)`` on a transition, else None."""
+        raise NotImplementedError
+
+    def _advance(self, active: bool, now: float) -> Optional[str]:
+        state = self.state
+        if not active and state.phase is INACTIVE:
+            return None  # the common case, without a call
+        return step_state(state, active, now, self.hold, self.keep)
+
+
+class ThresholdSeries(Series):
+    """``condition`` on the last value, or on ``aggregate`` over the last ``window`` values."""
+
+    __slots__ = ("test", "window", "rolling")
+
+    def __init__(self, rule: ThresholdRule, state: Optional[SeriesState] = None) -> None:
+        super().__init__(rule, state)
+        self.test = rule.condition.test
+        self.window = rule.window if rule.window > 1 else None
+        self.rolling = RollingMean(rule.window) if rule.window > 1 and rule.aggregate == "mean" else None
+        if self.window and self.state.buffer is None and self.rolling is None:
+            self.state.buffer = deque(maxlen=rule.window)
+
+    def measure(self, value: float) -> Optional[float]:
+        if self.window is None:
+            return value
+        if self.rolling is not None:
+            self.rolling.push(value)
+            return self.rolling.mean() if self.rolling.full else None
+        buffer = self.state.buffer
+        buffer.append(value)
+        if len(buffer) < self.window:
+            return None  # not enough points yet: no evaluation
+        if self.rule.aggregate == "last":
+            return value
+        if any(v != v for v in buffer):
+            return math.nan
+        return _AGGREGATES[self.rule.aggregate](buffer)
+
+    def push(self, value: float, now: float) -> Optional[tuple[str, dict]]:
+        if self.window is None:
+            measured = value
+        else:
+            measured = self.measure(value)
+            if measured is None:
+                return None
+        active = self.test(measured)
+        state = self.state
+        if not active and state.phase is INACTIVE:
+            return None  # the common case, inline
+        status = step_state(state, active, now, self.hold, self.keep)
+        if status is None:
+            return None
+        rule = self.rule
+        return status, {"value": measured, "threshold": rule.condition.threshold, "condition": str(rule.condition),
+                        "aggregate": rule.aggregate, "window": rule.window}
+
+
+class ChangeSeries(Series):
+    """The mean of the last ``window`` values against the mean of the ``prior_window`` before them."""
+
+    __slots__ = ("current", "prior", "by", "relative", "direction")
+
+    def __init__(self, rule: ChangeRule, state: Optional[SeriesState] = None) -> None:
+        super().__init__(rule, state)
+        spec = rule.change
+        self.current, self.prior = RollingMean(spec.window), RollingMean(spec.prior)
+        self.by, self.relative, self.direction = spec.by, spec.relative, spec.direction
+
+    def push(self, value: float, now: float) -> Optional[tuple[str, dict]]:
+        evicted = self.current.push(value)
+        if evicted is None:
+            return None
+        self.prior.push(evicted)
+        if not self.prior.full:
+            return None
+        prior, current = self.prior.mean(), self.current.mean()
+        delta = current - prior
+        if self.relative:
+            delta = delta / abs(prior) if prior != 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
+        if self.direction == "increase":
+            active = delta >= self.by
+        elif self.direction == "decrease":
+            active = -delta >= self.by
+        else:
+            active = abs(delta) >= self.by
+        status = self._advance(active, now)
+        if status is None:
+            return None
+        spec = self.rule.change
+        return status, {"value": current, "change": delta, "by": spec.by, "direction": spec.direction,
+                        "window": spec.window, "prior_window": spec.prior, "current": current, "prior": prior}
+
+
+def new_series(rule: MetricRule, state: Optional[SeriesState] = None) -> Series:
+    return ThresholdSeries(rule, state) if rule.kind == "threshold" else ChangeSeries(rule, state)
 
 
 def check_stalled(rule: StalledRule, state: SeriesState, last_data_at: float, now: float) -> Optional[str]:
@@ -164,13 +283,14 @@ class RunRules:
             self._carry_over(previous)
 
     def _carry_over(self, previous: "RunRules") -> None:
-        # On reload, a rule that did not change keeps its series states (no spurious refire/resolve);
-        # a changed rule starts afresh.
+        # On reload, a rule that did not change keeps its series (state and window: no spurious
+        # refire or resolve); a changed rule starts afresh.
         for metric, entries in previous._cache.items():
-            old = {rule.name: (rule, state) for rule, state in entries}
+            old = {series.rule.name: series for series in entries}
             self._cache[metric] = tuple(
-                (rule, old[rule.name][1] if rule.name in old and old[rule.name][0] == rule else state)
-                for rule, state in self._resolve(metric))
+                old[series.rule.name] if series.rule.name in old and old[series.rule.name].rule == series.rule
+                else series
+                for series in self._resolve(metric))
         old_stalled = {rule.name: rule for rule in previous.stalled_rules}
         for rule in self.stalled_rules:
             if old_stalled.get(rule.name) == rule:
@@ -181,7 +301,7 @@ class RunRules:
     def _resolve(self, metric: str) -> tuple:
         if metric.startswith("_"):
             return ()
-        return tuple((rule, SeriesState()) for rule in self.metric_rules if rule.watches(metric))
+        return tuple(new_series(rule) for rule in self.metric_rules if rule.watches(metric))
 
     def observe_row(self, row: dict, step: int, now: float) -> Optional[list[Transition]]:
         """Evaluate every rule that watches a key of ``row``; the transitions, or None."""
@@ -197,19 +317,17 @@ class RunRules:
             if not entries:
                 continue
             kind = type(value)
-            if kind is not float and kind is not int and kind is not bool:
-                continue  # strings, media, lists: nothing to compare
-            value = float(value)
-            for rule, state in entries:
-                if rule.kind == "threshold":
-                    status, fields = observe_threshold(rule, state, value, now)
-                else:
-                    status, fields = observe_change(rule, state, value, now)
-                state.last_value, state.last_step = value, step
-                if status is not None:
+            if kind is not float:
+                if kind is not int and kind is not bool:
+                    continue  # strings, media, lists: nothing to compare
+                value = float(value)
+            for series in entries:
+                result = series.push(value, now)
+                if result is not None:
                     if out is None:
                         out = []
-                    out.append(Transition(rule, status, self.run, now, key, fields.get("value", value), step, fields))
+                    status, fields = result
+                    out.append(Transition(series.rule, status, self.run, now, key, fields["value"], step, fields))
         return out
 
     def check_stalled(self, now: float) -> Optional[list[Transition]]:

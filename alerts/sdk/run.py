@@ -40,6 +40,13 @@ def _nothing() -> None:
     pass
 
 
+def alert_row(**columns: Any) -> dict:
+    """An alerts-table row with every column present: a batch insert needs the same keys in every row."""
+    row = {"rule": None, "status": "firing", "metric": None, "value": None, "reason": None, "step": None}
+    row.update(columns)
+    return row
+
+
 def describe_exception(exc: BaseException) -> tuple[str, str]:
     """``(type name, last lines of the traceback)`` of an exception, for the run record."""
     lines = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
@@ -165,6 +172,9 @@ class Run:
         self._pending = {}
         now = self._clock()
         step = self._step
+        rules = self._rules
+        # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
+        transitions = rules.observe_row(row, step, now) if rules is not None else None
         row["_step"] = step
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
@@ -172,11 +182,8 @@ class Run:
         self._dirty = True
         self._append((HISTORY, self.id, row))
         self._step = step + 1
-        rules = self._rules
-        if rules is not None:
-            transitions = rules.observe_row(row, step, now)
-            if transitions:
-                self._raise_rule_alerts(transitions)
+        if transitions:
+            self._raise_rule_alerts(transitions)
         self._wake_if_long()
 
     def _finished_error(self, call: str) -> UsageError:
@@ -236,11 +243,10 @@ class Run:
             except Exception as exc:  # alerting never breaks training: record the failure instead
                 logger.warning("alerts: could not deliver alert %r: %s", title, exc)
                 outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
-        self._append((ALERT, {
-            "run_id": self.id, "created_at": now, "source": "alert", "title": title, "text": text,
-            "level": level_name, "outcome": outcome, "reason": reason, "wait_duration": wait_seconds,
-            "step": self._step,
-        }))
+        self._append((ALERT, alert_row(
+            run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,
+            outcome=outcome, reason=reason, wait_duration=wait_seconds, step=self._step,
+        )))
         return None
 
     def use_rules(self, rules: Optional[RunRules], templates: Any) -> None:
@@ -284,13 +290,12 @@ class Run:
                 logger.warning("alerts: could not deliver the alert of rule %r: %s", rule.name, exc)
                 outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
         value = transition.value
-        self._append((ALERT, {
-            "run_id": self.id, "created_at": transition.at, "source": "rule", "rule": rule.name,
-            "status": transition.status, "metric": transition.metric,
-            "value": float(value) if isinstance(value, (int, float)) else None,
-            "title": title, "text": text, "level": rule.level, "outcome": outcome, "reason": reason,
-            "wait_duration": 0.0, "step": transition.step,
-        }))
+        self._append((ALERT, alert_row(
+            run_id=self.id, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
+            metric=transition.metric, value=float(value) if isinstance(value, (int, float)) else None,
+            title=title, text=text, level=rule.level, outcome=outcome, reason=reason, wait_duration=0.0,
+            step=transition.step,
+        )))
 
     def _watch(self, now: float) -> None:
         """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""

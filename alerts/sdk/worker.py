@@ -19,6 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+from sqlalchemy.exc import OperationalError
+
 from alerts import clock as _clock
 from alerts.store import jsoncodec
 from alerts.store.db import Batch, Store
@@ -35,6 +37,8 @@ WAKE_AT_QUEUE_LENGTH = 10_000
 YIELD_AT_QUEUE_LENGTH = 20_000
 # While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
 MAX_PENDING_ROWS = 1_000_000
+# After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
+SALVAGE_AFTER_FAILURES = 3
 # Rows per stored history chunk: bounds what one read decodes.
 CHUNK_ROWS = 10_000
 # A live run with nothing new still gets its heartbeat written this often (seconds).
@@ -74,6 +78,7 @@ class Writer:
         self._stopping = False
         self._failures = 0
         self.dropped_rows = 0
+        self.dropped_items = 0  # rows the store refused outright (see _salvage)
         self.pid = os.getpid()
         self.on_tick: Optional[Callable[[float, list], None]] = None  # called each cycle with the live runs
         self._thread = threading.Thread(target=self._run, name="alerts-writer", daemon=True)
@@ -175,12 +180,22 @@ class Writer:
                 if self._failures in (1, 10) or self._failures % 100 == 0:
                     logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
                                    self.store.url, exc, sum(c["n_rows"] for c in batch.history))
-                time.sleep(min(0.05 * self._failures, 2.0))
+                if self._failures % SALVAGE_AFTER_FAILURES == 0:
+                    # One bad row must not hold back everything else forever: write piece by piece,
+                    # keep what fails for a passing reason (a lock), drop what can never be written.
+                    self._pending = self._salvage(batch)
+                    if not self._pending:
+                        self._failures = 0
+                else:
+                    time.sleep(min(0.05 * self._failures, 2.0))
+                    return
+            else:
+                if self._failures:
+                    logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
+                self._failures = 0
+                self._pending = Batch()
+            if self._pending:
                 return
-            if self._failures:
-                logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
-            self._failures = 0
-            self._pending = Batch()
         for event in barriers:
             event.set()
         self._barriers = []
@@ -208,6 +223,30 @@ class Writer:
                                 "path": relpath, "meta": jsoncodec.dumps(meta)})
         elif tag == NEW_RUN:
             batch.runs.append(op[1])
+
+    def _salvage(self, batch: Batch) -> Batch:
+        """Write a failing batch one piece at a time; return what failed for a transient reason."""
+        left = Batch()
+        pieces = ([("runs", row) for row in batch.runs] + [("history", c) for c in batch.history]
+                  + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts])
+        for kind, item in pieces:
+            try:
+                self.store.write_batch(Batch(**{kind: [item]}))
+            except OperationalError:  # locked, disk full: worth another try
+                getattr(left, kind).append(item)
+            except Exception as exc:
+                self.dropped_items += 1
+                logger.error("alerts: dropping one %s row that the store refuses (%s): %r", kind, exc,
+                             {k: v for k, v in item.items() if k != "data"})
+        for run_id, fields in batch.run_updates.items():
+            try:
+                self.store.write_batch(Batch(run_updates={run_id: fields}))
+            except OperationalError:
+                left.update_run(run_id, fields)
+            except Exception as exc:
+                self.dropped_items += 1
+                logger.error("alerts: dropping an update of run %s that the store refuses (%s)", run_id, exc)
+        return left
 
     def _trim(self, batch: Batch) -> None:
         pending = sum(chunk["n_rows"] for chunk in batch.history)

@@ -187,18 +187,37 @@ def test_rules_are_resolved_once_per_metric_and_non_numbers_are_skipped():
     assert engine.observe_row({"note": "hello", "table": {"_type": "table-file"}, "_step": 5}, 0, 0.0) is None
     engine.observe_row({"loss": 0.5}, 1, 1.0)
     entries = engine._cache["loss"]
+    assert [series.rule.name for series in entries] == ["r"]
     engine.observe_row({"loss": 0.5}, 2, 2.0)
     assert engine._cache["loss"] is entries  # the same resolved tuple: no re-matching per point
     assert engine._cache["_step"] == ()
 
 
-def test_memory_per_series_is_bounded_by_the_window():
-    spec = {"name": "r", "metric": "loss", "condition": "> 1", "window": 5, "aggregate": "mean"}
-    engine = RunRules(rules(spec), RUN, start=0.0)
-    for step in range(10_000):
+@pytest.mark.parametrize("aggregate", ["mean", "max"])
+def test_memory_per_series_is_bounded_by_the_window(aggregate):
+    spec = {"name": "r", "metric": "loss", "condition": "> 1", "window": 5, "aggregate": aggregate}
+    change = {"name": "c", "kind": "change", "metric": "loss", "change": {"by": 1, "window": 3, "prior_window": 4}}
+    engine = RunRules(rules(spec, change), RUN, start=0.0)
+    for step in range(25_000):
         engine.observe_row({"loss": 0.5}, step, float(step))
-    ((_, state),) = engine._cache["loss"]
-    assert len(state.buffer) == 5
+    threshold, change_series = engine._cache["loss"]
+    window = threshold.rolling.values if aggregate == "mean" else threshold.state.buffer
+    assert len(window) == 5
+    assert (len(change_series.current.values), len(change_series.prior.values)) == (3, 4)
+
+
+def test_rolling_mean_is_exact_enough_over_a_long_run_and_knows_non_finite_values():
+    from alerts.rules.engine import RollingMean
+
+    rolling = RollingMean(3)
+    for i in range(100_003):
+        rolling.push(0.1 * (i % 7))
+    assert rolling.mean() == pytest.approx(sum(0.1 * (i % 7) for i in range(100_000, 100_003)) / 3, abs=1e-12)
+    for value, expected in ((math.inf, math.inf), (-math.inf, math.nan), (1.0, math.nan), (1.0, -math.inf),
+                            (1.0, 1.0), (math.nan, math.nan), (2.0, math.nan), (2.0, math.nan), (2.0, 2.0)):
+        rolling.push(value)
+        got = rolling.mean()
+        assert (math.isnan(got) and math.isnan(expected)) or got == expected, (value, got, expected)
 
 
 def test_reload_keeps_the_state_of_unchanged_rules():

@@ -120,3 +120,17 @@ def test_send_resolved_false_records_the_resolution_as_suppressed(rules_dir, cap
     wandb.finish()
     assert [(a[1], a[4]) for a in rule_alerts(run)] == [("firing", "notified"), ("resolved", "suppressed")]
     assert "RESOLVED" not in capsys.readouterr().err
+
+
+def test_explicit_and_rule_alerts_in_one_batch_are_both_stored(rules_dir):
+    """Regression: rows of different shapes in one batch insert once broke every later commit."""
+    (rules_dir / "r.yaml").write_text(NAN_RULE)
+    run = wandb.init(project="p")
+    wandb.alert(title="manual", text="x")
+    wandb.log({"loss": math.nan})
+    wandb.alert(title="manual 2", text="y")
+    wandb.finish()
+    stored = wandb.Api().run(run.id)
+    assert [(a["source"], a["title"].split(":")[0]) for a in stored.alerts()] == [
+        ("alert", "manual"), ("rule", "loss-nan"), ("alert", "manual 2")]
+    assert stored.state == "finished"

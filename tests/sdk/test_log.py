@@ -156,3 +156,25 @@ def test_log_does_not_raise_when_the_store_fails(store_dir, caplog):
     assert calls["n"] >= 4
     assert [r["i"] for r in history(run)] == list(range(100))
     assert "could not write" in caplog.text
+
+
+def test_a_row_the_store_refuses_is_dropped_with_an_error_and_the_rest_is_kept(caplog):
+    """One poisoned row (here an alert without its NOT NULL title) must not block every later commit."""
+    from alerts.sdk.worker import ALERT
+
+    run = wandb.init(project="p")
+    wandb.log({"i": 0})
+    run._writer.append((ALERT, {"run_id": run.id, "created_at": 0.0, "source": "alert", "title": None,
+                                "text": "x", "level": "INFO", "outcome": "notified", "rule": None,
+                                "status": "firing", "metric": None, "value": None, "reason": None,
+                                "wait_duration": 60.0, "step": 0}))
+    wandb.alert(title="good", text="kept")
+    for i in range(1, 5):
+        wandb.log({"i": i})
+    wandb.finish()
+    stored = wandb.Api().run(run.id)
+    assert [r["i"] for r in stored.history(pandas=False)] == [0, 1, 2, 3, 4]
+    assert [a["title"] for a in stored.alerts()] == ["good"]
+    assert stored.state == "finished"
+    assert "dropping one alerts row that the store refuses" in caplog.text
+    assert run._writer.dropped_items == 1
