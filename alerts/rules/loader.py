@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
-import yaml
 from pydantic import ValidationError
 
 from alerts.rules.schema import KINDS, RuleFile
 from alerts.rules.templates import FIELDS_BY_KIND, Template, TemplateError
+from alerts.yamlfile import line_of, read_yaml, validation_errors
 
 DEFAULT_TITLES = {
     "threshold": "{rule}: {metric} {condition} in {run.name}",
@@ -85,44 +85,7 @@ def rule_files(paths: Iterable[Union[str, Path]]) -> list[Path]:
     return files
 
 
-def _line_of(node: Optional[yaml.Node], loc: Sequence[Any]) -> tuple[int, str]:
-    """The line of the YAML node at ``loc`` (or of the deepest node found), and the path walked."""
-    line = (node.start_mark.line + 1) if node is not None else 1
-    walked: list[str] = []
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == part:
-                    line = key_node.start_mark.line + 1
-                    node = value_node
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-        walked.append(str(part))
-    return line, ".".join(walked)
-
-
-def _duplicate_keys(node: Optional[yaml.Node], path: str, errors: list[str]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                errors.append(f"{path}:{key_node.start_mark.line + 1}: key {key!r} appears twice "
-                              f"(first on line {seen[key]})")
-            seen[key] = key_node.start_mark.line + 1
-            _duplicate_keys(value_node, path, errors)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _duplicate_keys(item, path, errors)
-
-
-def _describe(loc: tuple, rules_node: Optional[yaml.Node], data: Any) -> tuple[tuple, str]:
+def _describe(loc: tuple, data: Any) -> tuple[tuple, str]:
     """The loc without pydantic's union tag, and ``rule 'name': `` when the error is inside a rule."""
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         index = loc[1]
@@ -140,44 +103,19 @@ def _describe(loc: tuple, rules_node: Optional[yaml.Node], data: Any) -> tuple[t
 
 def load_file(path: Path, errors: list[str]) -> list[LoadedRule]:
     """The rules of one file; problems are appended to ``errors`` (nothing is raised)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        errors.append(f"{path}: cannot read: {exc}")
+    read = read_yaml(path, errors)
+    if read is None:
         return []
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        errors.append(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
-        return []
+    root, data = read
     if data is None:
         return []
     if not isinstance(data, dict):
         errors.append(f"{path}:1: a rule file is a mapping with a 'rules:' list, not a {type(data).__name__}")
         return []
-    before = len(errors)
-    _duplicate_keys(root, str(path), errors)
     try:
         parsed = RuleFile.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            loc, prefix = _describe(tuple(error["loc"]), root, data)
-            line, walked = _line_of(root, loc)
-            field_path = ".".join(str(p) for p in loc[2:]) if loc[:1] == ("rules",) else walked
-            if error["type"] == "extra_forbidden":
-                message = f"unknown key {str(loc[-1])!r}"
-            elif error["type"] == "union_tag_invalid":
-                message = f"kind must be one of {', '.join(KINDS)}"
-                field_path = "kind"
-            else:
-                message = error["msg"].removeprefix("Value error, ")
-            where = f"{field_path}: " if field_path else ""
-            errors.append(f"{path}:{line}: {prefix}{where}{message}")
-        return []
-    if len(errors) > before:
+        validation_errors(path, root, data, exc, errors, describe=_describe, field_from=2)
         return []
     loaded = []
     for index, rule in enumerate(parsed.rules):
@@ -189,10 +127,10 @@ def load_file(path: Path, errors: list[str]) -> list[LoadedRule]:
             try:
                 templates[which] = Template(source, allowed)
             except TemplateError as exc:
-                line, _ = _line_of(root, ("rules", index, which))
+                line = line_of(root, ("rules", index, which))
                 errors.append(f"{path}:{line}: rule {rule.name!r}: {which}: {exc}")
         if len(templates) == 2:
-            line, _ = _line_of(root, ("rules", index))
+            line = line_of(root, ("rules", index))
             loaded.append(LoadedRule(rule, templates["title"], templates["text"], f"{path}:{line}"))
     return loaded
 

@@ -70,7 +70,7 @@ def test_the_design_example_loads(tmp_path):
     ("  - name: a\n    metric: x\n    condition: '>> 1'\n", ["r.yaml:4: rule 'a': condition: '>> 1' is not a condition"]),
     ("  - name: a\n    kind: stalled\n    after: 10 mins\n", ["r.yaml:4: rule 'a': after: '10 mins' is not a duration"]),
     ("  - name: a\n    metric: x\n    condition: '> 1'\n    for: -2\n", ["r.yaml:5: rule 'a': for: a number of evaluations must be at least 1"]),
-    ("  - name: a\n    kind: thresold\n", ["r.yaml:2: rule 'a': kind: kind must be one of threshold, change, run_state, stalled"]),
+    ("  - name: a\n    kind: thresold\n", ["r.yaml:3: rule 'a': kind: kind must be one of threshold, change, run_state, stalled"]),
     ("  - name: a\n    kind: change\n    metric: x\n    change: {by: 0}\n", ["r.yaml:5: rule 'a': change.by: Input should be greater than 0"]),
     ("  - name: a\n    kind: run_state\n    states: [exploded]\n", ["r.yaml:4: rule 'a': states.0: Input should be"]),
     ("  - name: a\n    metric: x\n    condition: '> 1'\n    level: CRITICAL\n", ["r.yaml:5: rule 'a': level: Input should be 'INFO', 'WARN' or 'ERROR'"]),
