@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import alerts
+from alerts.delivery import embedded as delivery_embedded
 from alerts.rules import active as rules_active
 from alerts.sdk import api, lifecycle, worker
 from alerts.store import db
@@ -25,6 +26,7 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ALERTS_DIR", str(folder))
     # No rules unless a test brings its own: the repository's rules/ must not leak into every test.
     monkeypatch.setenv("ALERTS_RULES", str(tmp_path / "no-rules"))
+    monkeypatch.setenv("ALERTS_CHANNELS", str(tmp_path / "no-channels"))
     monkeypatch.setenv("ALERTS_USER", "alice")
     for name in ("ALERTS_MODE", "WANDB_MODE", "WANDB_PROJECT", "ALERTS_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -37,6 +39,7 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     worker.close_all()
     db.forget_stores()
     rules_active.forget()
+    delivery_embedded.forget()
 
 
 @pytest.fixture

@@ -21,10 +21,21 @@ class Notification:
     source: str = "alert"
     rule: Optional[str] = None
     status: str = "firing"  # firing | resolved
+    metric: Optional[str] = None
+    value: Optional[float] = None
+    step: Optional[int] = None
+    run_group: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 class DeliveryError(Exception):
-    """A send failed. ``recoverable`` says whether to retry; ``retry_after`` how long to wait (s)."""
+    """A send failed. ``recoverable`` says whether to retry; ``retry_after`` how long to wait (s).
+
+    Every library error (slack_sdk's, aiosmtplib's, the network's) is translated into this in the
+    channel modules, and only there: the relay sees nothing else.
+    """
 
     def __init__(self, message: str, recoverable: bool, retry_after: Optional[float] = None) -> None:
         super().__init__(message)
@@ -39,3 +50,11 @@ class Channel(Protocol):
 
     def send(self, notification: Notification) -> None:
         """Deliver, or raise :class:`DeliveryError`."""
+
+
+class GroupSender(Protocol):
+    """A destination that sends one message for a group of notifications (Slack, email)."""
+
+    def send_group(self, notifications: list[Notification]) -> Optional[str]:
+        """Deliver one message for all of ``notifications`` (a message id if the service gives one),
+        or raise :class:`DeliveryError`."""

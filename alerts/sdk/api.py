@@ -20,6 +20,7 @@ from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.names import new_run_id, new_run_name
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, RUN_UPDATE, writer_for
+from alerts.delivery import embedded as delivery
 from alerts.rules.active import active_rules
 from alerts.rules.engine import RunRules
 from alerts.rules.schema import RunInfo
@@ -113,6 +114,7 @@ def init(
     run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
     _apply_rules(run, settings)
+    _apply_delivery(run, settings)
     run._writer.attach(run)  # from now on the writer keeps its summary and heartbeat current
     lifecycle.register(run)
     _set_globals(run)
@@ -133,6 +135,16 @@ def _apply_rules(run: Run, settings: Settings) -> None:
             live_run._watch(now)
 
     run._writer.on_tick = tick
+
+
+def _apply_delivery(run: Run, settings: Settings) -> None:
+    """Send this run's alerts to the channels in ``ALERTS_CHANNELS``, if any are configured."""
+    channels = delivery.channels_for(settings)
+    if channels is None or not channels.users:
+        return
+    relay = delivery.relay_for(run._writer.store, channels, settings)
+    run.use_delivery(channels)
+    run._writer.on_deliveries = relay.wake
 
 
 def _run_rules(active, run: Run, previous: Optional[RunRules]) -> Optional[RunRules]:

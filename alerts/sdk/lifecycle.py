@@ -20,6 +20,7 @@ import sys
 import threading
 from typing import Optional
 
+from alerts.delivery import embedded as delivery
 from alerts.sdk import worker
 from alerts.sdk.run import FAILED, KILLED, PREEMPTED, Run
 
@@ -110,6 +111,7 @@ def finish_live_runs(exception: Optional[BaseException], exit_code: Optional[int
 def _at_exit() -> None:
     finish_live_runs(_exception, _exit_code)
     worker.close_all()
+    delivery.drain_all()
 
 
 def _on_sigterm(signum, _frame) -> None:
@@ -119,5 +121,6 @@ def _on_sigterm(signum, _frame) -> None:
         except Exception:
             pass
     worker.close_all(timeout=10.0)
+    delivery.drain_all(timeout=5.0)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -21,6 +21,7 @@ from alerts.sdk.config import Config, Summary
 from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
+from alerts.pipeline.route import delivery_rows, recipients
 from alerts.rules.engine import RunRules
 from alerts.store import jsoncodec
 
@@ -42,7 +43,8 @@ def _nothing() -> None:
 
 def alert_row(**columns: Any) -> dict:
     """An alerts-table row with every column present: a batch insert needs the same keys in every row."""
-    row = {"rule": None, "status": "firing", "metric": None, "value": None, "reason": None, "step": None}
+    row = {"uid": None, "rule": None, "status": "firing", "metric": None, "value": None, "reason": None,
+           "step": None}
     row.update(columns)
     return row
 
@@ -106,6 +108,7 @@ class Run:
         self._media_count = 0
         self._throttle = AlertThrottle()
         self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
+        self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
         self._rule_templates: Any = None
         self.config = Config(config, on_change=self._config_changed)
         self.summary = Summary(summary, on_change=self._summary_changed)
@@ -233,21 +236,40 @@ class Run:
         title, text = str(title), str(text)
         now = self._clock()
         notify, reason = self._throttle.allow(title, wait_seconds, now)
-        outcome = "notified" if notify else "suppressed"
-        if notify and self._channel is not None:
-            try:
-                self._channel.send(Notification(
-                    title=title, text=text, level=level_name, run_id=self.id, run_name=self.name,
-                    project=self.project, owner=self.entity, created_at=now,
-                ))
-            except Exception as exc:  # alerting never breaks training: record the failure instead
-                logger.warning("alerts: could not deliver alert %r: %s", title, exc)
-                outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
+        notification = Notification(
+            title=title, text=text, level=level_name, run_id=self.id, run_name=self.name, project=self.project,
+            owner=self.entity, created_at=now, step=self._step, run_group=self.group,
+        )
+        outcome, reason = self._notify(notification, reason) if notify else ("suppressed", reason)
+        uid, deliveries = self._deliveries(notification, None) if notify else (None, [])
         self._append((ALERT, alert_row(
-            run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,
+            uid=uid, run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,
             outcome=outcome, reason=reason, wait_duration=wait_seconds, step=self._step,
-        )))
+        ), deliveries))
+        if deliveries and self._writer is not None:
+            self._writer.wake()  # commit now: the relay sends once the outbox rows are committed
         return None
+
+    def _notify(self, notification: Notification, reason: Optional[str]) -> tuple[str, Optional[str]]:
+        """Print on the console channel; ``(outcome, reason)`` for the alert record."""
+        if self._channel is None:
+            return "notified", reason
+        try:
+            self._channel.send(notification)
+        except Exception as exc:  # alerting never breaks training: record the failure instead
+            logger.warning("alerts: could not deliver alert %r: %s", notification.title, exc)
+            return "failed", f"{type(exc).__name__}: {exc}"
+        return "notified", reason
+
+    def _deliveries(self, notification: Notification, notify: Optional[list]) -> tuple[Optional[str], list]:
+        """The outbox rows for the users' configured channels (none when no channels are set up)."""
+        if self._channels is None:
+            return None, []
+        return delivery_rows(notification, self._channels, recipients(self.entity, notify), notification.created_at)
+
+    def use_delivery(self, channels: Any) -> None:
+        """Send this run's alerts to the users' channels in ``channels`` (through the outbox)."""
+        self._channels = channels
 
     def use_rules(self, rules: Optional[RunRules], templates: Any) -> None:
         """Evaluate ``rules`` on this run's rows from now on (``templates`` renders their alerts)."""
@@ -276,26 +298,23 @@ class Run:
         loaded = self._rule_templates.templates(rule.name) if self._rule_templates is not None else None
         title = loaded.title.render(values) if loaded is not None else rule.name
         text = loaded.text.render(values) if loaded is not None else ""
-        outcome, reason = "notified", None
+        notification = Notification(
+            title=title, text=text, level=rule.level, run_id=self.id, run_name=self.name, project=self.project,
+            owner=self.entity, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
+            metric=transition.metric, step=transition.step, run_group=self.group,
+            value=float(transition.value) if isinstance(transition.value, (int, float)) else None,
+        )
+        uid, deliveries = None, []
         if transition.status == "resolved" and not rule.send_resolved:
             outcome, reason = "suppressed", "send_resolved is false"
-        elif self._channel is not None:
-            try:
-                self._channel.send(Notification(
-                    title=title, text=text, level=rule.level, run_id=self.id, run_name=self.name,
-                    project=self.project, owner=self.entity, created_at=transition.at, source="rule",
-                    rule=rule.name, status=transition.status,
-                ))
-            except Exception as exc:
-                logger.warning("alerts: could not deliver the alert of rule %r: %s", rule.name, exc)
-                outcome, reason = "failed", f"{type(exc).__name__}: {exc}"
-        value = transition.value
+        else:
+            outcome, reason = self._notify(notification, None)
+            uid, deliveries = self._deliveries(notification, rule.notify)
         self._append((ALERT, alert_row(
-            run_id=self.id, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
-            metric=transition.metric, value=float(value) if isinstance(value, (int, float)) else None,
-            title=title, text=text, level=rule.level, outcome=outcome, reason=reason, wait_duration=0.0,
-            step=transition.step,
-        )))
+            uid=uid, run_id=self.id, created_at=transition.at, source="rule", rule=rule.name,
+            status=transition.status, metric=transition.metric, value=notification.value, title=title, text=text,
+            level=rule.level, outcome=outcome, reason=reason, wait_duration=0.0, step=transition.step,
+        ), deliveries))
 
     def _watch(self, now: float) -> None:
         """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""

@@ -81,6 +81,7 @@ class Writer:
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
         self.pid = os.getpid()
         self.on_tick: Optional[Callable[[float, list], None]] = None  # called each cycle with the live runs
+        self.on_deliveries: Optional[Callable[[], None]] = None  # called after a commit that queued deliveries
         self._thread = threading.Thread(target=self._run, name="alerts-writer", daemon=True)
         self._thread.start()
 
@@ -194,6 +195,8 @@ class Writer:
                     logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
                 self._failures = 0
                 self._pending = Batch()
+                if batch.deliveries and self.on_deliveries is not None:
+                    self.on_deliveries()  # wake the relay: the outbox rows are committed
             if self._pending:
                 return
         for event in barriers:
@@ -210,6 +213,8 @@ class Writer:
             batch.update_run(op[1], fields)
         elif tag == ALERT:
             batch.alerts.append(op[1])
+            if len(op) > 2 and op[2]:
+                batch.deliveries.extend(op[2])  # the alert's outbox rows: same transaction
         elif tag == MEDIA:
             _, run_id, step, key, media, relpath = op
             try:
@@ -228,7 +233,8 @@ class Writer:
         """Write a failing batch one piece at a time; return what failed for a transient reason."""
         left = Batch()
         pieces = ([("runs", row) for row in batch.runs] + [("history", c) for c in batch.history]
-                  + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts])
+                  + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts]
+                  + [("deliveries", d) for d in batch.deliveries])
         for kind, item in pieces:
             try:
                 self.store.write_batch(Batch(**{kind: [item]}))

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from alerts.store import jsoncodec
-from alerts.store.models import AlertRecord, HistoryChunk, MediaRecord, RunRecord
+from alerts.store.models import AlertRecord, DeliveryRecord, HistoryChunk, MediaRecord, RunRecord
 
 # How long a SQLite writer waits for another process's transaction before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -44,10 +44,11 @@ class Batch:
     history: list[dict] = field(default_factory=list)  # HistoryChunk columns
     media: list[dict] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
+    deliveries: list[dict] = field(default_factory=list)  # outbox rows, in the alerts' transaction
     run_updates: dict[str, dict] = field(default_factory=dict)  # run id -> columns, latest wins
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.history or self.media or self.alerts or self.run_updates)
+        return bool(self.runs or self.history or self.media or self.alerts or self.deliveries or self.run_updates)
 
     def update_run(self, run_id: str, fields: dict) -> None:
         self.run_updates.setdefault(run_id, {}).update(fields)
@@ -112,6 +113,8 @@ class Store:
                 conn.execute(insert(MediaRecord), batch.media)
             if batch.alerts:
                 conn.execute(insert(AlertRecord), batch.alerts)
+            if batch.deliveries:
+                conn.execute(insert(DeliveryRecord), batch.deliveries)
             for run_id, fields in batch.run_updates.items():
                 conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
 

@@ -80,6 +80,7 @@ class AlertRecord(SQLModel, table=True):
     __tablename__ = "alerts"
 
     id: Optional[int] = Field(default=None, primary_key=True)
+    uid: Optional[str] = Field(default=None, index=True)  # links the alert to its deliveries
     run_id: str = Field(foreign_key="runs.id", index=True)
     created_at: float
     source: str = "alert"  # alert (an explicit alert() call) | rule
@@ -94,3 +95,33 @@ class AlertRecord(SQLModel, table=True):
     reason: Optional[str] = None
     wait_duration: float = 60.0
     step: Optional[int] = None
+
+
+class DeliveryRecord(SQLModel, table=True):
+    """The outbox: one row per (notification, channel), committed with the alert it belongs to.
+
+    A relay claims due rows with a lease (``lease_until``), sends, and records the outcome on the row:
+    ``sent`` (``carried_by`` names the row whose message carried it when several were grouped),
+    ``pending`` again with a later ``next_attempt_at`` (retry), or ``dead`` with ``last_error``.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    alert_uid: str = Field(index=True)
+    destination: str = Field(index=True)  # Destination.key: user/name
+    user: str
+    group_key: str
+    level: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the Notification, as JSON
+    state: str = "pending"  # pending | sent | dead
+    attempts: int = 0
+    created_at: float
+    next_attempt_at: float
+    lease_until: Optional[float] = None
+    lease_owner: Optional[str] = None
+    sent_at: Optional[float] = None
+    carried_by: Optional[int] = None
+    message_id: Optional[str] = None
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))

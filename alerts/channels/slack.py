@@ -1,0 +1,172 @@
+"""Slack: incoming webhooks and the Web API's ``chat.postMessage``, through slack-sdk.
+
+Messages are Block Kit (a header, the alert text, fields for run/project/metric/value/step, a
+context line) inside an attachment coloured by level, with a plain ``text`` fallback. Everything that
+came from a user or a metric name is escaped (``&``, ``<``, ``>``), so an alert cannot mention
+``<!channel>``; Slack's size limits are respected, and a group of alerts shows the first ones and
+"+N more".
+
+Errors are translated into :class:`DeliveryError` here: 429 waits its Retry-After, 5xx and network
+errors retry, errors that will not go away (``invalid_payload``, ``channel_not_found``,
+``invalid_auth``...) do not.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+from alerts.channels.base import DeliveryError, Notification
+
+HEADER_MAX = 150  # plain_text in a header block
+SECTION_MAX = 3000  # mrkdwn text in a section
+FIELD_MAX = 2000
+FALLBACK_MAX = 3000
+SHOWN_IN_GROUP = 10  # alerts listed in a grouped message before "+N more"
+COLOURS = {"ERROR": "#d93025", "WARN": "#f9ab00", "INFO": "#1a73e8", "resolved": "#188038"}
+ICONS = {"ERROR": ":red_circle:", "WARN": ":large_orange_circle:", "INFO": ":large_blue_circle:",
+         "resolved": ":white_check_mark:"}
+
+# Web API errors that retrying cannot fix (https://api.slack.com/methods/chat.postMessage#errors).
+PERMANENT_API_ERRORS = frozenset({
+    "channel_not_found", "invalid_auth", "not_authed", "not_in_channel", "is_archived", "msg_too_long",
+    "no_text", "invalid_blocks", "invalid_attachments", "account_inactive", "token_revoked", "token_expired",
+    "missing_scope", "restricted_action", "user_not_found", "cannot_dm_bot", "invalid_arguments",
+    "too_many_attachments", "invalid_blocks_format", "ekm_access_denied", "team_access_not_granted",
+})
+
+
+def escape(text: Any) -> str:
+    """Slack's escaping for text from users: ``&``, ``<`` and ``>`` (so ``<!channel>`` is inert)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _value(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.6g}"
+
+
+def _tone(n: Notification) -> str:
+    return "resolved" if n.status == "resolved" else n.level
+
+
+def _headline(n: Notification) -> str:
+    prefix = "RESOLVED " if n.status == "resolved" else ""
+    return f"[{n.level}] {prefix}{n.title}"
+
+
+def build_message(group: list[Notification], server_url: Optional[str] = None) -> dict:
+    """``text``, and ``attachments`` holding the blocks, for one message about ``group`` (>= 1 alert)."""
+    first = group[0]
+    more = len(group) - 1
+    title = _headline(first) + (f" (+{more} more)" if more else "")
+    blocks: list[dict] = [{"type": "header",
+                           "text": {"type": "plain_text", "text": clip(f"{title}", HEADER_MAX), "emoji": True}}]
+    if not more:
+        if first.text:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(first.text), SECTION_MAX)}})
+        fields = [("Run", first.run_name), ("Project", first.project)]
+        if first.metric is not None:
+            fields += [("Metric", first.metric), ("Value", _value(first.value))]
+        if first.step is not None:
+            fields.append(("Step", first.step))
+        blocks.append({"type": "section", "fields": [
+            {"type": "mrkdwn", "text": clip(f"*{name}*\n{escape(value)}", FIELD_MAX)} for name, value in fields]})
+    else:
+        lines = []
+        for n in group[:SHOWN_IN_GROUP]:
+            detail = f" ({escape(n.metric)} = {_value(n.value)})" if n.metric is not None else ""
+            lines.append(f"{ICONS[_tone(n)]} *{escape(clip(_headline(n), 200))}* in {escape(n.run_name)}{detail}")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip("\n".join(lines), SECTION_MAX)}})
+        if len(group) > SHOWN_IN_GROUP:
+            blocks.append({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": f"+{len(group) - SHOWN_IN_GROUP} more"}]})
+    context = f"{first.source}" + (f" rule {escape(first.rule)}" if first.rule else "") + f" · owner {escape(first.owner)}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(context, FIELD_MAX)}]})
+    if server_url:
+        url = f"{server_url.rstrip('/')}/runs/{first.run_id}"
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Open run"}, "url": url}]})
+    fallback = escape(title) + (f": {escape(first.text)}" if first.text and not more else "")
+    return {"text": clip(fallback, FALLBACK_MAX),
+            "attachments": [{"color": COLOURS[_tone(first)], "blocks": blocks}]}
+
+
+def _retry_after(headers: Any) -> Optional[float]:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class SlackWebhook:
+    """Sends to an incoming webhook. The URL is a secret: it is never put in an error or a log."""
+
+    def __init__(self, url: str, timeout: float = 10.0, server_url: Optional[str] = None) -> None:
+        from slack_sdk.webhook import WebhookClient
+
+        # No retry handlers: the outbox decides about retries, durably.
+        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[])
+        self._server_url = server_url
+
+    def send_group(self, notifications: list[Notification]) -> Optional[str]:
+        message = build_message(notifications, self._server_url)
+        try:
+            response = self._client.send(text=message["text"], attachments=message["attachments"])
+        except Exception as exc:  # network, timeout: Slack may be fine in a moment
+            raise DeliveryError(f"webhook not reached: {type(exc).__name__}", recoverable=True) from None
+        status, body = response.status_code, (response.body or "").strip()
+        if status == 200:
+            return None
+        if status == 429:
+            raise DeliveryError("webhook rate limited (429)", recoverable=True,
+                                retry_after=_retry_after(response.headers) or 1.0)
+        if status >= 500:
+            raise DeliveryError(f"webhook answered {status}", recoverable=True)
+        raise DeliveryError(f"webhook answered {status} {clip(body, 100)}", recoverable=False)
+
+
+class SlackApi:
+    """Sends with ``chat.postMessage`` to a channel (``#name`` or an id) or a user id, as the bot."""
+
+    def __init__(self, token: str, channel: str, base_url: str = "https://slack.com/api/",
+                 timeout: float = 10.0, server_url: Optional[str] = None) -> None:
+        from slack_sdk import WebClient
+
+        self._client = WebClient(token=token, base_url=base_url, timeout=int(math.ceil(timeout)), retry_handlers=[])
+        self._channel = channel
+        self._server_url = server_url
+
+    def send_group(self, notifications: list[Notification]) -> Optional[str]:
+        from slack_sdk.errors import SlackApiError
+
+        message = build_message(notifications, self._server_url)
+        try:
+            response = self._client.chat_postMessage(channel=self._channel, text=message["text"],
+                                                     attachments=message["attachments"])
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = (exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else ""
+            if status == 429 or error == "ratelimited":
+                raise DeliveryError("chat.postMessage rate limited (429)", recoverable=True,
+                                    retry_after=_retry_after(exc.response.headers) or 1.0) from None
+            if status >= 500:
+                raise DeliveryError(f"chat.postMessage answered {status}", recoverable=True) from None
+            raise DeliveryError(f"chat.postMessage: {error or status}",
+                                recoverable=error not in PERMANENT_API_ERRORS and status < 400) from None
+        except Exception as exc:
+            raise DeliveryError(f"chat.postMessage not reached: {type(exc).__name__}", recoverable=True) from None
+        return str(response.get("ts") or "") or None

@@ -1,0 +1,69 @@
+"""Delivery inside the logging process (the embedded mode): one channel set and one relay per store.
+
+The relay thread sends what this process's runs raise; at exit it gets a bounded wait to finish, and
+whatever is left stays in the outbox for the next process (or ``alerts relay``) to send.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Optional
+
+from alerts.channels.config import ChannelLoadError, ChannelSet, load_channels
+from alerts.delivery.relay import Relay
+from alerts.settings import Settings
+from alerts.store.db import Store
+
+logger = logging.getLogger("alerts")
+
+_lock = threading.Lock()
+_channel_sets: dict[str, Optional[ChannelSet]] = {}
+_relays: dict[str, Relay] = {}
+
+
+def channels_for(settings: Settings) -> Optional[ChannelSet]:
+    """The channel files of ``ALERTS_CHANNELS``, loaded once per process; None (logged) if they do not load."""
+    key = str(Path(settings.channels).resolve())
+    with _lock:
+        if key not in _channel_sets:
+            try:
+                _channel_sets[key] = load_channels([settings.channels],
+                                                   webhook_hosts=settings.slack_webhook_hosts.split(","))
+            except ChannelLoadError as exc:
+                logger.error("alerts: channel files in %s did not load; alerts are recorded and printed, "
+                             "not sent:\n%s", settings.channels, exc)
+                _channel_sets[key] = None
+        return _channel_sets[key]
+
+
+def relay_for(store: Store, channels: ChannelSet, settings: Settings) -> Relay:
+    """The process's relay for a store, started."""
+    with _lock:
+        relay = _relays.get(store.url)
+        if relay is None:
+            relay = _relays[store.url] = Relay(store, channels, settings)
+        return relay.start()
+
+
+def drain_all(timeout: float = 10.0) -> None:
+    """At exit: give every relay a bounded wait to send what is pending."""
+    with _lock:
+        relays = list(_relays.values())
+        _relays.clear()
+    for relay in relays:
+        left = relay.drain(timeout)
+        if left:
+            logger.warning("alerts: %d notification(s) not sent yet; they stay in the outbox and are sent "
+                           "by the next run or by `alerts relay`", left)
+
+
+def forget() -> None:
+    """Stop relays and drop cached channel sets (tests)."""
+    with _lock:
+        relays = list(_relays.values())
+        _relays.clear()
+        _channel_sets.clear()
+    for relay in relays:
+        relay.stop()

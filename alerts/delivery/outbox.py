@@ -1,0 +1,126 @@
+"""The outbox's queries: claim due rows with a lease, record each outcome on the row.
+
+A claim is one UPDATE whose WHERE re-checks that the row is still pending, due and not leased, so two
+relays (two processes over one SQLite file, or server replicas over PostgreSQL) never both take a row.
+A relay that dies mid-send leaves its lease to expire; the row is then claimed again, which can send
+it twice at most once (counted in ``attempts``). Every outcome is written in the step that learns it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable, Optional
+
+from sqlalchemy import and_, or_, select, update
+
+from alerts.store.db import Store
+from alerts.store.models import DeliveryRecord
+
+LEASE_SECONDS = 60.0
+MAX_AGE_SECONDS = 24 * 3600.0  # a row still unsent after this goes dead ("expired")
+BACKOFF_BASE = 2.0
+BACKOFF_MAX = 300.0
+
+
+def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
+    """Seconds before the next try: exponential (2, 4, 8, ... capped at 5 min) with full jitter
+    over its upper half, so that many rows failing together do not retry together."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_BASE ** max(1, attempts))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def _due(now: float):
+    return and_(DeliveryRecord.state == "pending", DeliveryRecord.next_attempt_at <= now,
+                or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
+
+
+def claim(store: Store, owner: str, now: float, limit: int = 500,
+          lease: float = LEASE_SECONDS) -> list[DeliveryRecord]:
+    """Lease up to ``limit`` due rows to ``owner`` until ``now + lease``; return them, oldest first."""
+    with store.engine.begin() as conn:
+        ids = list(conn.execute(select(DeliveryRecord.id).where(_due(now)).order_by(DeliveryRecord.id)
+                                .limit(limit)).scalars())
+        if not ids:
+            return []
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), _due(now))
+                     .values(lease_until=now + lease, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
+        rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
+                                                         DeliveryRecord.lease_owner == owner,
+                                                         DeliveryRecord.lease_until == now + lease)
+                            .order_by(DeliveryRecord.id)).all()
+    return [DeliveryRecord.model_validate(row._mapping) for row in rows]
+
+
+def _finish(store: Store, ids: Iterable[int], owner: str, **values) -> None:
+    ids = list(ids)
+    if not ids:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), DeliveryRecord.lease_owner == owner)
+                     .values(lease_until=None, lease_owner=None, **values))
+
+
+def mark_sent(store: Store, ids: list[int], owner: str, now: float, message_id: Optional[str]) -> None:
+    """Sent, all in one message: the first row carried it."""
+    _finish(store, ids, owner, state="sent", sent_at=now, carried_by=ids[0] if len(ids) > 1 else None,
+            message_id=message_id, last_error=None)
+
+
+def mark_retry(store: Store, ids: list[int], owner: str, next_attempt_at: float, error: str) -> None:
+    _finish(store, ids, owner, state="pending", next_attempt_at=next_attempt_at, last_error=error)
+
+
+def mark_dead(store: Store, ids: list[int], owner: str, error: str) -> None:
+    _finish(store, ids, owner, state="dead", last_error=error)
+
+
+def defer(store: Store, ids: list[int], owner: str, until: float) -> None:
+    """Give rows back without counting a try (group interval, rate limit): due again at ``until``."""
+    ids = list(ids)
+    if not ids:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), DeliveryRecord.lease_owner == owner)
+                     .values(lease_until=None, lease_owner=None, next_attempt_at=until,
+                             attempts=DeliveryRecord.attempts - 1))
+
+
+def expire(store: Store, now: float, max_age: float = MAX_AGE_SECONDS) -> int:
+    """Rows still pending after ``max_age`` go dead; returns how many."""
+    with store.engine.begin() as conn:
+        result = conn.execute(update(DeliveryRecord)
+                              .where(DeliveryRecord.state == "pending", DeliveryRecord.created_at < now - max_age,
+                                     or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
+                              .values(state="dead", last_error=f"expired: not delivered within {max_age:.0f}s",
+                                      lease_until=None, lease_owner=None))
+    return result.rowcount or 0
+
+
+def requeue(store: Store, delivery_id: int, now: float) -> bool:
+    """Put a dead row back in the queue, due now (``alerts deliveries retry ID``)."""
+    with store.engine.begin() as conn:
+        result = conn.execute(update(DeliveryRecord)
+                              .where(DeliveryRecord.id == delivery_id, DeliveryRecord.state == "dead")
+                              .values(state="pending", next_attempt_at=now, created_at=now, lease_until=None,
+                                      lease_owner=None))
+    return bool(result.rowcount)
+
+
+def listing(store: Store, state: Optional[str] = None, limit: int = 200) -> list[DeliveryRecord]:
+    """Rows, newest first, optionally of one state."""
+    query = select(DeliveryRecord).order_by(DeliveryRecord.id.desc()).limit(limit)
+    if state:
+        query = query.where(DeliveryRecord.state == state)
+    with store.engine.connect() as conn:
+        return [DeliveryRecord.model_validate(row._mapping) for row in conn.execute(query).all()]
+
+
+def pending_count(store: Store, due_before: Optional[float] = None) -> int:
+    """Rows still pending (only those due before ``due_before``, if given)."""
+    from sqlalchemy import func
+
+    query = select(func.count()).select_from(DeliveryRecord).where(DeliveryRecord.state == "pending")
+    if due_before is not None:
+        query = query.where(DeliveryRecord.next_attempt_at <= due_before)
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -1,0 +1,1 @@
+"""The stages between an alert and its deliveries: routing, grouping keys, rate limits."""

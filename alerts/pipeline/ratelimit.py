@@ -1,0 +1,46 @@
+"""Token buckets, one per destination: Slack's ~1 message per second per channel with a short burst,
+and a cap per hour for email. Pure: the caller passes ``now``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def _refill(self, now: float) -> None:
+        if self.tokens < 0:  # first use: a full bucket
+            self.tokens, self.updated = self.burst, now
+            return
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Spend a token if there is one."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def next_at(self, now: float) -> float:
+        """When the next token will be there."""
+        self._refill(now)
+        return now if self.tokens >= 1.0 else now + (1.0 - self.tokens) / self.rate
+
+
+SLACK_RATE, SLACK_BURST = 1.0, 2.0  # Slack: "1 message per second per channel", short bursts allowed
+EMAIL_PER_HOUR = 30.0
+
+
+def bucket_for(kind: str) -> TokenBucket:
+    if kind == "email":
+        return TokenBucket(rate=EMAIL_PER_HOUR / 3600.0, burst=5.0)
+    return TokenBucket(rate=SLACK_RATE, burst=SLACK_BURST)
