@@ -213,6 +213,92 @@ def cmd_rules_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delivery_context(args: argparse.Namespace):
+    from pathlib import Path
+
+    from alerts.channels.config import ChannelLoadError, load_channels
+    from alerts.settings import load_settings
+
+    settings = load_settings(dir=Path(args.dir) if args.dir else None)
+    try:
+        channels = load_channels([settings.channels], webhook_hosts=settings.slack_webhook_hosts.split(","))
+    except ChannelLoadError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        raise SystemExit(1)
+    return settings, channels
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from alerts.delivery import outbox
+
+    store = _store(args)
+    if args.action == "retry":
+        import time
+
+        if args.id is None:
+            print("alerts: deliveries retry needs the ID of a dead delivery", file=sys.stderr)
+            return 2
+        if outbox.requeue(store, args.id, time.time()):
+            print(f"delivery {args.id} is queued again; it is sent by the next run or by `alerts relay`")
+            return 0
+        print(f"alerts: no dead delivery {args.id} (see `alerts deliveries --state dead`)", file=sys.stderr)
+        return 1
+    rows = outbox.listing(store, args.state, limit=args.limit)
+    if args.json:
+        _json_out([r.model_dump(exclude={"payload"}) | {"title": json.loads(r.payload)["title"]} for r in rows])
+        return 0
+    if not rows:
+        print("no deliveries" + (f" in state {args.state}" if args.state else ""))
+        return 0
+    table = [[str(r.id), r.state, r.destination, r.level, str(r.attempts), _when(r.sent_at or r.next_attempt_at),
+              json.loads(r.payload)["title"][:50], (r.last_error or "")[:60]] for r in rows]
+    print(_table(table, ["ID", "STATE", "DESTINATION", "LEVEL", "TRIES", "SENT/DUE", "TITLE", "LAST ERROR"]))
+    return 0
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    from alerts.delivery import outbox
+    from alerts.delivery.relay import Relay
+
+    store = _store(args)
+    settings, channels = _delivery_context(args)
+    relay = Relay(store, channels, settings)
+    before = outbox.pending_count(store)
+    print(f"relaying {before} pending deliveries from {settings.dir} ...", flush=True)
+    left = relay.drain(timeout=args.timeout)
+    counters = relay.counters
+    print(f"sent {sum(counters.notifications_total.values())} message(s) carrying {counters.alerts_delivered_total} "
+          f"alert(s); {left} still pending" + (" (retrying later)" if left else ""))
+    return 0 if not left else 3
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    import time
+
+    from alerts.channels.base import DeliveryError, Notification
+    from alerts.delivery.relay import make_sender
+
+    settings, channels = _delivery_context(args)
+    destinations = channels.of(args.user)
+    if not destinations:
+        print(f"alerts: user {args.user!r} has no channels in {settings.channels}", file=sys.stderr)
+        return 1
+    note = Notification(title="Test notification from alerts", text=f"If you can read this, {args.user}'s channel works.",
+                        level="INFO", run_id="test", run_name="test", project="alerts", owner=args.user,
+                        created_at=time.time())
+    failed = 0
+    for destination in destinations:
+        try:
+            make_sender(destination, settings).send_group([note])
+        except DeliveryError as exc:
+            failed += 1
+            print(f"FAILED  {destination.label}: {exc}" + (" (would be retried)" if exc.recoverable else ""))
+        else:
+            print(f"OK      {destination.label}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alerts",
@@ -255,6 +341,30 @@ def build_parser() -> argparse.ArgumentParser:
                                   "to the store folder reloads them within a second. If they do not, "
                                   "nothing changes and the errors are printed.")
     reload.set_defaults(func=cmd_rules_reload)
+
+    deliveries = sub.add_parser("deliveries", help="list the outbox (sent, pending, dead), retry a dead one",
+                                description="The outbox: one row per (alert, channel), with its state "
+                                "(pending, sent, dead), tries, and the last error.")
+    deliveries.add_argument("--state", choices=["pending", "sent", "dead"], help="only rows in this state")
+    deliveries.add_argument("--limit", type=int, default=200, help="newest N rows (default 200)")
+    deliveries.add_argument("--json", action="store_true", help="print JSON")
+    deliveries.add_argument("action", nargs="?", choices=["retry"], help="retry ID: queue a dead delivery again")
+    deliveries.add_argument("id", nargs="?", type=int, metavar="ID", help="the delivery to retry")
+    deliveries.set_defaults(func=cmd_deliveries)
+
+    relay = sub.add_parser("relay", help="send what is pending in the outbox, then exit",
+                           description="Send the pending deliveries of the store (left by runs that "
+                           "ended or were killed before sending), waiting up to --timeout seconds.")
+    relay.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (default 60)")
+    relay.set_defaults(func=cmd_relay)
+
+    notify = sub.add_parser("notify", help="send a test message to a user's channels")
+    notify_sub = notify.add_subparsers(dest="notify_command", metavar="SUBCOMMAND", required=True)
+    notify_test = notify_sub.add_parser("test", help="send a test message to each channel of a user",
+                                        description="Send a test message to each channel in the user's "
+                                        "channel file and print the outcome per channel.")
+    notify_test.add_argument("--user", required=True, help="whose channels")
+    notify_test.set_defaults(func=cmd_notify_test)
 
     demo = sub.add_parser("demo", help="log simulated training runs that raise alerts",
                           description="Log a few simulated training runs into the store; one of them "
