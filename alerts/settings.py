@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALERTS_", extra="ignore")
 
     dir: Path = Field(default=Path(".alerts"), description="Folder of the embedded store.")
-    database_url: Optional[str] = Field(default=None, description="SQLAlchemy URL; default SQLite in DIR.")
+    database_url: Optional[SecretStr] = Field(default=None, description="SQLAlchemy URL (may hold a password); default SQLite in DIR.")
     rules: Path = Path("rules")
     channels: Path = Path("channels")
     user: str = Field(default_factory=_default_user, description="Owner of runs in embedded mode.")
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL: ``DATABASE_URL`` if set, else ``sqlite:///DIR/alerts.db``."""
         if self.database_url:
-            return self.database_url
+            return self.database_url.get_secret_value()
         return f"sqlite:///{(self.dir / 'alerts.db').resolve()}"
 
     def media_dir(self) -> Path:
@@ -60,5 +60,12 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides) -> Settings:
-    """Read settings from the environment, with explicit keyword overrides winning."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read settings from the environment, with explicit keyword overrides winning.
+
+    Folders are made absolute now: a script that changes directory after ``init()`` keeps writing
+    (media, the rules reload marker) where its run began.
+    """
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    for name in ("dir", "rules", "channels"):
+        setattr(settings, name, getattr(settings, name).absolute())
+    return settings

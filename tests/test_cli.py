@@ -86,3 +86,12 @@ def test_failed_run_shows_its_error(run_script, capsys):
     assert cli.main(["show", "crasher"]) == 0
     out = capsys.readouterr().out
     assert "state failed" in out and "error: RuntimeError" in out and "CUDA out of memory" in out
+
+
+def test_show_with_a_project_prefix_only_finds_runs_of_that_project(capsys):
+    first, second = make_runs()
+    assert cli.main(["show", f"vision/{first.id}"]) == 0
+    assert "project vision" in capsys.readouterr().out
+    assert cli.main(["show", f"nlp/{first.id}"]) == 1
+    assert cli.main(["show", "nlp/resnet"]) == 1
+    assert cli.main(["show", "nlp/bert"]) == 0

@@ -40,8 +40,16 @@ class ActiveRules:
             return None
 
     def load(self) -> bool:
-        """Load the rules; on failure keep the previous set and remember why. True if it loaded."""
+        """Load the rules; on failure keep the previous set and remember why. True if it loaded.
+
+        No rules folder at the first load means no rules; on a reload it is an error (a folder that
+        vanished must not silently switch every rule off).
+        """
         if not self.rules_path.exists():
+            if self.generation:
+                self.last_error = f"{self.rules_path}: no such file or folder"
+                logger.error("alerts: %s; keeping the previous rules", self.last_error)
+                return False
             self.ruleset, self.last_error = RuleSet(), None
             self.generation += 1
             return True

@@ -172,11 +172,12 @@ class Series:
 class ThresholdSeries(Series):
     """``condition`` on the last value, or on ``aggregate`` over the last ``window`` values."""
 
-    __slots__ = ("test", "window", "rolling")
+    __slots__ = ("test", "window", "rolling", "skips_nan")
 
     def __init__(self, rule: ThresholdRule, state: Optional[SeriesState] = None) -> None:
         super().__init__(rule, state)
         self.test = rule.condition.test
+        self.skips_nan = rule.condition.op not in ("nan", "non-finite")
         self.window = rule.window if rule.window > 1 else None
         self.rolling = RollingMean(rule.window) if rule.window > 1 and rule.aggregate == "mean" else None
         if self.window and self.state.buffer is None and self.rolling is None:
@@ -205,6 +206,8 @@ class ThresholdSeries(Series):
             measured = self.measure(value)
             if measured is None:
                 return None
+        if self.skips_nan and measured != measured:
+            return None  # NaN says nothing about "> 10": no evaluation (nan/non-finite rules see it)
         active = self.test(measured)
         state = self.state
         if not active and state.phase is INACTIVE:
@@ -237,6 +240,8 @@ class ChangeSeries(Series):
             return None
         prior, current = self.prior.mean(), self.current.mean()
         delta = current - prior
+        if delta != delta:
+            return None  # a NaN in either window: no evaluation, so a diverging run cannot "resolve"
         if self.relative:
             delta = delta / abs(prior) if prior != 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
         if self.direction == "increase":
@@ -285,7 +290,7 @@ class RunRules:
     def _carry_over(self, previous: "RunRules") -> None:
         # On reload, a rule that did not change keeps its series (state and window: no spurious
         # refire or resolve); a changed rule starts afresh.
-        for metric, entries in previous._cache.items():
+        for metric, entries in list(previous._cache.items()):  # the logging thread may add keys meanwhile
             old = {series.rule.name: series for series in entries}
             self._cache[metric] = tuple(
                 old[series.rule.name] if series.rule.name in old and old[series.rule.name].rule == series.rule
@@ -320,7 +325,10 @@ class RunRules:
             if kind is not float:
                 if kind is not int and kind is not bool:
                     continue  # strings, media, lists: nothing to compare
-                value = float(value)
+                try:
+                    value = float(value)
+                except OverflowError:  # an int beyond a float's range
+                    value = math.inf if value > 0 else -math.inf
             for series in entries:
                 result = series.push(value, now)
                 if result is not None:

@@ -44,7 +44,8 @@ class Condition:
 
     @property
     def test(self) -> Callable[[float], bool]:
-        """A one-argument predicate (built once per series; NaN compares false: "> 10" ignores NaN)."""
+        """A one-argument predicate (built once per series). Series skip NaN for
+        comparisons, so that a diverging run neither fires nor resolves "> 10" by accident."""
         if self.op == "nan":
             return math.isnan
         if self.op == "non-finite":

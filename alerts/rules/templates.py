@@ -61,7 +61,7 @@ class Template:
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"{source!r}: {exc}") from None
 
-    def _render(self, values: dict) -> str:
+    def _render(self, values: dict, plain: bool = False) -> str:
         out = []
         for literal, field, spec, conversion in self._parts:
             out.append(literal)
@@ -72,17 +72,12 @@ class Template:
                 value = repr(value)
             elif conversion == "s":
                 value = str(value)
-            out.append(format(value, spec))
+            out.append(str(value) if plain else format(value, spec))
         return "".join(out)
 
     def render(self, values: dict) -> str:
         """The filled template; a value its spec cannot format (a string for ``:.2f``) is written plain."""
         try:
             return self._render(values)
-        except (ValueError, TypeError):
-            plain = [(literal, field, "", conversion) for literal, field, _spec, conversion in self._parts]
-            saved, self._parts = self._parts, plain
-            try:
-                return self._render(values)
-            finally:
-                self._parts = saved
+        except (ValueError, TypeError, OverflowError):
+            return self._render(values, plain=True)

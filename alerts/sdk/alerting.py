@@ -66,3 +66,7 @@ class AlertThrottle:
             return False, f"same title notified {now - last:.1f}s ago (wait_duration {wait_seconds:g}s)"
         self._last_notified[title] = now
         return True, None
+
+    def forget(self, title: str) -> None:
+        """The last notification of ``title`` did not go out: do not count it."""
+        self._last_notified.pop(title, None)

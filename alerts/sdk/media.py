@@ -27,6 +27,10 @@ class Media:
         """Write the file at ``path``; return metadata for the media record."""
         raise NotImplementedError
 
+    def snapshot(self) -> "Media":
+        """What was logged, frozen: the file is written later, and the caller may change the object."""
+        return self
+
     def placeholder(self, relpath: str) -> dict:
         """What the history row holds in place of the value."""
         return {"_type": f"{self.kind}-file", "path": relpath}
@@ -165,6 +169,12 @@ class Table(Media):
         for row, value in zip(self.data, data):
             row.append(plain_cell(value))
 
+    def snapshot(self) -> "Table":
+        copy = Table.__new__(Table)
+        copy.columns = list(self.columns)
+        copy.data = [list(row) for row in self.data]
+        return copy
+
     def get_column(self, name: str) -> list[Any]:
         """The values of one column."""
         index = self.columns.index(name)
@@ -179,7 +189,7 @@ class Table(Media):
             out_row = []
             for col_index, value in enumerate(row):
                 if getattr(value, "_is_media", False):
-                    name = f"{path.name.split('.')[0]}_r{row_index}c{col_index}{value.suffix}"
+                    name = f"{path.name.removesuffix(self.suffix)}_r{row_index}c{col_index}{value.suffix}"
                     cell_path = path.parent / name
                     meta = value.write(cell_path, media_root, run_id)
                     value = {**value.placeholder(str(cell_path.relative_to(media_root))), **meta}

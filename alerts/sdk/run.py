@@ -176,8 +176,13 @@ class Run:
         now = self._clock()
         step = self._step
         rules = self._rules
-        # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
-        transitions = rules.observe_row(row, step, now) if rules is not None else None
+        transitions = None
+        if rules is not None:
+            # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
+            try:
+                transitions = rules.observe_row(row, step, now)
+            except Exception:  # a rule must never cost the row or reach the training loop
+                logger.exception("alerts: evaluating rules on step %s failed", step)
         row["_step"] = step
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
@@ -196,7 +201,7 @@ class Run:
     def _media_hook(self, key: str, media: Media) -> dict:
         self._media_count += 1
         relpath = f"{self.id}/{safe_name(key)}_{self._step}_{self._media_count}{media.suffix}"
-        self._append((MEDIA, self.id, self._step, key, media, relpath))
+        self._append((MEDIA, self.id, self._step, key, media.snapshot(), relpath))
         return media.placeholder(relpath)
 
     def _config_changed(self, data: dict) -> None:
@@ -241,6 +246,8 @@ class Run:
             owner=self.entity, created_at=now, step=self._step, run_group=self.group,
         )
         outcome, reason = self._notify(notification, reason) if notify else ("suppressed", reason)
+        if outcome == "failed":
+            self._throttle.forget(title)  # a call that reached nobody must not silence the next one
         uid, deliveries = self._deliveries(notification, None) if notify else (None, [])
         self._append((ALERT, alert_row(
             uid=uid, run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,

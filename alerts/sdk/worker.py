@@ -19,7 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
 
 from alerts import clock as _clock
 from alerts.store import jsoncodec
@@ -37,6 +37,9 @@ WAKE_AT_QUEUE_LENGTH = 10_000
 YIELD_AT_QUEUE_LENGTH = 20_000
 # While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
 MAX_PENDING_ROWS = 1_000_000
+# Errors that retrying cannot cure: the row itself is wrong (a NOT NULL column empty, a bad value).
+# Anything else (locked, disk full, connection lost, an OSError) is kept and retried.
+PERMANENT_STORE_ERRORS = (IntegrityError, DataError, InvalidRequestError, ProgrammingError)
 # After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
 SALVAGE_AFTER_FAILURES = 3
 # Rows per stored history chunk: bounds what one read decodes.
@@ -157,14 +160,21 @@ class Writer:
             elif tag == BARRIER:
                 barriers.append(op[1])
             else:
-                self._other(batch, op)
+                try:
+                    self._other(batch, op)
+                except Exception:  # one bad operation is logged and skipped, never the whole cycle
+                    logger.exception("alerts: skipped an operation the writer could not prepare (%s)", tag)
         for run_id, rows in rows_by_run.items():
-            batch.history.extend(history_chunks(run_id, rows))
+            batch.history.extend(history_chunks(run_id, rows))  # encoding sanitizes what it must
         now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
         for run in live:
-            fields = run._snapshot(now)
+            try:
+                fields = run._snapshot(now)
+            except Exception:
+                logger.exception("alerts: could not snapshot run %s", run.id)
+                continue
             if fields:
                 batch.update_run(run.id, fields)
         if self.on_tick is not None:
@@ -180,7 +190,7 @@ class Writer:
                 self._failures += 1
                 if self._failures in (1, 10) or self._failures % 100 == 0:
                     logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
-                                   self.store.url, exc, sum(c["n_rows"] for c in batch.history))
+                                   self.store.safe_url, exc, sum(c["n_rows"] for c in batch.history))
                 if self._failures % SALVAGE_AFTER_FAILURES == 0:
                     # One bad row must not hold back everything else forever: write piece by piece,
                     # keep what fails for a passing reason (a lock), drop what can never be written.
@@ -236,22 +246,28 @@ class Writer:
                   + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts]
                   + [("deliveries", d) for d in batch.deliveries])
         for kind, item in pieces:
+            if kind != "runs" and item.get("run_id") in {run["id"] for run in left.runs}:
+                getattr(left, kind).append(item)  # its run is not written yet: wait with it
+                continue
             try:
                 self.store.write_batch(Batch(**{kind: [item]}))
-            except OperationalError:  # locked, disk full: worth another try
-                getattr(left, kind).append(item)
-            except Exception as exc:
+            except PERMANENT_STORE_ERRORS as exc:
+                if kind == "runs":  # never drop a run: every row of it would follow
+                    left.runs.append(item)
+                    continue
                 self.dropped_items += 1
                 logger.error("alerts: dropping one %s row that the store refuses (%s): %r", kind, exc,
                              {k: v for k, v in item.items() if k != "data"})
+            except Exception:  # locked, disk full, connection lost: worth another try
+                getattr(left, kind).append(item)
         for run_id, fields in batch.run_updates.items():
             try:
                 self.store.write_batch(Batch(run_updates={run_id: fields}))
-            except OperationalError:
-                left.update_run(run_id, fields)
-            except Exception as exc:
+            except PERMANENT_STORE_ERRORS as exc:
                 self.dropped_items += 1
                 logger.error("alerts: dropping an update of run %s that the store refuses (%s)", run_id, exc)
+            except Exception:
+                left.update_run(run_id, fields)
         return left
 
     def _trim(self, batch: Batch) -> None:

@@ -58,7 +58,7 @@ class Store:
     """Tables and queries over one database URL."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = url  # may hold a password: log safe_url instead
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split("///", 1)[1] if "///" in url else ""
@@ -71,6 +71,11 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._create_schema()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def _create_schema(self) -> None:
         # Two processes starting at once may both find a table missing; the loser's CREATE fails
@@ -146,12 +151,14 @@ class Store:
             return list(session.exec(query).all())
 
     def resolve_run(self, ref: str) -> Optional[RunRecord]:
-        """A run by id, by ``project/id``, or by name (the newest of that name)."""
-        ref = ref.strip("/")
-        run = self.get_run(ref.rsplit("/", 1)[-1])
-        if run is not None:
+        """A run by id or name, optionally prefixed with ``project/`` or ``owner/project/`` (which
+        must then match); by name, the newest of that name."""
+        parts = ref.strip("/").split("/")
+        owner, project, last = (parts[-3] if len(parts) >= 3 else None), (parts[-2] if len(parts) >= 2 else None), parts[-1]
+        run = self.get_run(last)
+        if run is not None and (project is None or run.project == project) and (owner is None or run.owner == owner):
             return run
-        by_name = self.find_runs(name=ref.rsplit("/", 1)[-1])
+        by_name = self.find_runs(name=last, project=project, owner=owner)
         return by_name[0] if by_name else None
 
     def count_runs(self, project: str) -> int:

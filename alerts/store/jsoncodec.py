@@ -29,9 +29,39 @@ def fallback(value: Any) -> Any:
     return str(value)
 
 
+def sanitize(value: Any) -> Any:
+    """A copy that any encoder takes: keys as strings, strings valid UTF-8 (lone surrogates, as
+    ``os.listdir`` returns for undecodable names, are replaced), odd types in their plain form."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if _has_surrogates(value) else value
+    if isinstance(value, dict):
+        return {sanitize(k if isinstance(k, str) else str(k)): sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)  # beyond what MessagePack (and SQL) hold
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return sanitize(fallback(value))
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 def dumps(value: Any) -> str:
-    """Encode ``value``; NaN and infinities are kept, unknown types fall back to a plain form."""
-    return json.dumps(value, default=fallback, separators=(",", ":"), ensure_ascii=False)
+    """Encode ``value``; NaN and infinities are kept, unknown types fall back to a plain form, and a
+    value that still cannot be encoded (tuple keys, broken strings) is sanitized rather than lost."""
+    try:
+        text = json.dumps(value, default=fallback, separators=(",", ":"), ensure_ascii=False)
+        text.encode("utf-8")  # a lone surrogate passes json.dumps, then fails in the database driver
+        return text
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return json.dumps(sanitize(value), default=fallback, separators=(",", ":"), ensure_ascii=False)
 
 
 def loads(text: str | None) -> Any:
@@ -42,8 +72,11 @@ def loads(text: str | None) -> Any:
 
 
 def pack_rows(rows: list) -> bytes:
-    """History rows (dicts of plain values) as one MessagePack document."""
-    return msgpack.packb(rows, default=fallback)
+    """History rows (dicts of plain values) as one MessagePack document (sanitized if need be)."""
+    try:
+        return msgpack.packb(rows, default=fallback)
+    except (TypeError, ValueError, UnicodeEncodeError, OverflowError):
+        return msgpack.packb(sanitize(rows), default=fallback)
 
 
 def unpack_rows(data: bytes) -> list:

@@ -345,6 +345,20 @@ def test_api_slow_answer_times_the_client_out(fake_slack):
     assert len(fake_slack.messages("alerts")) == 1
 
 
+def test_slack_down_then_up_on_the_same_port(fake_slack):
+    url = fake_slack.webhook_url("alerts")
+    # retry_handlers=[]: by default slack_sdk retries a refused connection once, after ~0.5 s of backoff.
+    client = WebhookClient(url, retry_handlers=[])
+    fake_slack.stop()
+    with pytest.raises(urllib.error.URLError) as info:
+        client.send(text="while down")
+    assert isinstance(info.value.reason, ConnectionRefusedError)
+    fake_slack.start()
+    assert fake_slack.webhook_url("alerts") == url
+    assert client.send(text="back").status_code == 200
+    assert fake_slack.messages() == [{"text": "back"}]
+
+
 def test_wait_for_messages_from_another_thread(fake_slack):
     import threading
 
@@ -528,3 +542,12 @@ def test_plain_server_without_auth():
         assert smtp.ca_path is None
         send(smtp, _mail())
         assert (smtp.messages[0].tls, smtp.messages[0].username) == (False, None)
+
+
+def test_smtp_slow_answer_times_the_client_out(fake_smtp):
+    fake_smtp.set_delay(1.0)
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        send(fake_smtp, _mail(), timeout=0.2)
+    fake_smtp.set_delay(0)
+    send(fake_smtp, _mail())
+    assert len(fake_smtp.messages) == 1

@@ -336,8 +336,9 @@ class FakeSlack:
                   body: Optional[str | bytes] = None) -> None:
         """Answer the next ``times`` requests to ``target`` with a failure (``times=None``: until cleared).
 
-        ``target`` is a webhook name (or its path), a channel (id, name or ``#name``), a Web API method
-        (``"chat.postMessage"``) or None for any request. Give a ``status``, an ``error`` or both:
+        ``target`` is a webhook name (or its path; ``"webhook"`` matches every webhook), a channel (id,
+        name or ``#name``), a Web API method (``"chat.postMessage"``) or None for any request. Give a
+        ``status``, an ``error`` or both:
 
         * webhook: ``error`` alone picks Slack's status for it (``no_service`` → 404 ...), ``status``
           alone picks the error (404 → ``no_service``); 5xx answers an HTML page;
@@ -390,7 +391,13 @@ class FakeSlack:
             return [r for r in self._requests if r.delivered and (keys is None or keys & r.targets)]
 
     def messages(self, channel: Optional[str] = None) -> list[dict]:
-        """The payloads posted successfully (to ``channel``), oldest first."""
+        """The payloads posted successfully (to ``channel``), oldest first.
+
+        Webhook payloads are the JSON body as sent; Web API ones are the call's arguments (JSON or
+        form, ``blocks`` / ``attachments`` decoded), without the token. A channel filter matches a
+        webhook by its name and an API post by channel id, name or ``#name`` (a user id ``U...``
+        matches the DM with that user).
+        """
         return [r.body for r in self.delivered(channel)]
 
     @property

@@ -228,3 +228,38 @@ def test_reload_keeps_the_state_of_unchanged_rules():
     assert reloaded.observe_row({"loss": 50.0}, 1, 1.0) is None  # still firing: no refire after reload
     changed = RunRules(rules({**spec, "condition": "> 20"}), RUN, 0.0, previous=reloaded)
     assert [t.status for t in changed.observe_row({"loss": 50.0}, 2, 2.0)] == [FIRING]  # a changed rule starts afresh
+
+
+def test_nan_neither_fires_nor_resolves_a_comparison():
+    spec = {"name": "r", "metric": "loss", "condition": "> 10"}
+    assert feed([spec], [1, 50, 50, math.nan, 50]) == [(1, "r", FIRING)]  # NaN is no evidence of recovery
+    change = {"name": "c", "kind": "change", "metric": "loss", "change": {"by": 1, "direction": "increase"}}
+    assert feed([change], [1, 5, math.nan, math.nan, 9]) == [(1, "c", FIRING)]
+
+
+def test_values_beyond_float_range_do_not_break_evaluation():
+    spec = {"name": "r", "metric": "loss", "condition": "> 10"}
+    assert feed([spec], [10**400]) == [(0, "r", FIRING)]
+
+
+def test_reload_while_the_logging_thread_adds_metrics():
+    import threading
+
+    spec = {"name": "r", "metric": "*", "condition": "> 10"}
+    engine = RunRules(rules(spec), RUN, start=0.0)
+    stop = threading.Event()
+
+    def log_new_keys():
+        for i in range(20_000):
+            if stop.is_set():
+                return
+            engine.observe_row({f"m{i}": 1.0}, i, float(i))
+
+    thread = threading.Thread(target=log_new_keys)
+    thread.start()
+    try:
+        while thread.is_alive():
+            RunRules(rules(spec), RUN, 0.0, previous=engine)  # must not fail with "dict changed size"
+    finally:
+        stop.set()
+        thread.join()

@@ -127,3 +127,21 @@ def test_a_failing_channel_never_raises_into_the_script(caplog):
     assert "could not deliver alert 't': down" in caplog.text
     (record,) = wandb.Api().run(run.id).alerts()
     assert (record["outcome"], record["reason"]) == ("failed", "ConnectionError: down")
+
+
+def test_a_call_that_reached_nobody_does_not_silence_the_next_one():
+    class Flaky:
+        name = "flaky"
+        calls = 0
+
+        def send(self, notification):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise ConnectionError("down")
+
+    run = wandb.init(project="p")
+    run._channel = Flaky()
+    wandb.alert(title="t", text="first")
+    wandb.alert(title="t", text="second")
+    wandb.finish()
+    assert [r["outcome"] for r in wandb.Api().run(run.id).alerts()] == ["failed", "notified"]

@@ -98,3 +98,50 @@ def test_table_checks_row_width():
     assert table.data == [[1.5, 2]]
     table.add_column("c", ["x"])
     assert table.get_column("c") == ["x"]
+
+
+def test_tables_under_a_dotted_key_keep_their_own_images(store_dir):
+    run = wandb.init(project="p")
+    for step in range(3):
+        table = wandb.Table(columns=["image"])
+        table.add_data(wandb.Image(np.full((4, 4), step * 60, dtype=np.uint8)))
+        wandb.log({"eval.preds": table})
+    wandb.finish()
+    stored = wandb.Api().run(run.id)
+    tables = [m for m in stored.media() if m["kind"] == "table"]
+    cells = [json_cell(Path(t["file"])) for t in tables]
+    assert len({c["path"] for c in cells}) == 3  # one image file per table, none overwritten
+    pixels = {decode_png((store_dir / "media" / c["path"]).read_bytes())[3][1] for c in cells}
+    assert pixels == {0, 60, 120}
+
+
+def json_cell(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())["data"][0][0]
+
+
+def test_a_table_changed_after_log_is_stored_as_it_was_logged():
+    run = wandb.init(project="p")
+    table = wandb.Table(columns=["a"])
+    table.add_data(1)
+    wandb.log({"t": table})
+    for i in range(5):
+        table.add_data(i)  # the script goes on using its table
+    wandb.finish()
+    assert wandb.Api().run(run.id).load_table("t")["data"] == [[1]]
+
+
+def test_a_script_that_changes_directory_keeps_its_files_in_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALERTS_DIR", "relative-store")
+    monkeypatch.chdir(tmp_path)
+    run = wandb.init(project="p")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    wandb.log({"img": wandb.Image(np.zeros((2, 2), dtype=np.uint8))})
+    wandb.finish()
+    monkeypatch.chdir(tmp_path)
+    (media,) = wandb.Api().run(run.id).media()
+    assert Path(media["file"]).exists() and str(tmp_path / "relative-store") in media["file"]
+    assert not (elsewhere / "relative-store").exists()

@@ -96,3 +96,31 @@ def test_a_failed_batch_writes_nothing(store):
     with pytest.raises(Exception):
         store.write_batch(bad_batch)
     assert store.count_history("r1") == 0
+
+
+def test_a_database_password_never_reaches_the_log(caplog):
+    """The writer reports failed writes with the URL, password masked; Settings hides it too."""
+    from alerts.sdk.worker import Writer
+    from alerts.settings import load_settings
+
+    url = POSTGRES_URL.replace("postgres@", "postgres:hunter2-SECRET@")
+    try:
+        store = Store(url)
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+
+    def failing(batch):
+        raise OSError("disk full")
+
+    store.write_batch = failing
+    writer = Writer(store, media_root=__import__("pathlib").Path("/tmp"), interval=0.05)
+    writer.append(("r", "r1", {"state": "x"}))
+    writer.flush(0.5)
+    writer._stopping = True
+    assert "could not write to" in caplog.text
+    assert "hunter2" not in caplog.text
+    settings = load_settings(database_url=url)
+    assert "hunter2" not in repr(settings) and settings.resolved_database_url() == url
+    store.dispose()
