@@ -62,3 +62,14 @@ def run_script(tmp_path, store_dir):
 def read_runs(project: str | None = None):
     """The stored runs, oldest first, read through the public Api."""
     return alerts.Api().runs(project)
+
+
+@pytest.fixture
+def spawn(tmp_path, store_dir):
+    """Start a script with arguments in a child process (``run_script``'s environment), not waiting:
+    ``spawn(source, *args, env={...})`` returns a :class:`children.Child`."""
+    from children import spawner, stop_children
+
+    start, started = spawner(tmp_path, store_dir)
+    yield start
+    stop_children(started)

@@ -118,7 +118,7 @@ def test_unknown_init_keyword_is_a_type_error_but_wandb_keywords_are_accepted():
 
 
 def test_resume_continues_steps_and_keeps_history():
-    run = wandb.init(project="p", id="resume01")
+    wandb.init(project="p", id="resume01")
     for i in range(3):
         wandb.log({"x": i})
     wandb.finish()

@@ -30,6 +30,17 @@ _SAMPLES: dict[str, Any] = {"value": 1.5, "step": 10, "threshold": 0.5, "window"
                             "change": 0.25, "by": 0.5, "current": 1.5, "prior": 1.0, "exit_code": 1}
 
 
+def template_values(transition: Any) -> dict:
+    """The fields a rule's templates may use, for one transition (live runs and rule tests alike)."""
+    run = transition.run
+    return {
+        "rule": transition.rule.name, "level": transition.rule.level, "status": transition.status,
+        "run.id": run.id, "run.name": run.name, "run.project": run.project, "run.owner": run.owner,
+        "run.group": run.group or "", "run.job_type": run.job_type or "", "run.tags": ", ".join(run.tags),
+        "metric": transition.metric, "value": transition.value, "step": transition.step, **transition.fields,
+    }
+
+
 class TemplateError(ValueError):
     """A template names a field its rule does not have, or has a bad format spec."""
 

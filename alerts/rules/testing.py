@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,6 +35,7 @@ from alerts.rules.durations import parse_duration
 from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
+from alerts.rules.templates import template_values
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
@@ -151,11 +152,7 @@ def simulate(ruleset: RuleSet, test: RuleTest, interval: float) -> list[dict]:
     def record(transitions: Optional[list[Transition]]) -> None:
         for t in transitions or ():
             loaded = ruleset.templates(t.rule.name)
-            values = {"rule": t.rule.name, "level": t.rule.level, "status": t.status, "run.id": run.id,
-                      "run.name": run.name, "run.project": run.project, "run.owner": run.owner,
-                      "run.group": run.group or "", "run.job_type": run.job_type or "",
-                      "run.tags": ", ".join(run.tags), "metric": t.metric, "value": t.value, "step": t.step,
-                      **t.fields}
+            values = template_values(t)
             events.append({"rule": t.rule.name, "status": t.status, "metric": t.metric, "step": t.step,
                            "at": _fmt_at(t.at - _START), "title": loaded.title.render(values),
                            "text": loaded.text.render(values)})

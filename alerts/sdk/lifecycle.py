@@ -22,7 +22,7 @@ from typing import Optional
 
 from alerts.delivery import embedded as delivery
 from alerts.sdk import worker
-from alerts.sdk.run import FAILED, KILLED, PREEMPTED, Run
+from alerts.sdk.run import KILLED, PREEMPTED, Run, end_state
 
 _live: dict[str, Run] = {}
 _lock = threading.RLock()
@@ -86,22 +86,10 @@ def _code_of(code) -> int:
     return 1  # sys.exit("message") exits with 1
 
 
-def _end_state(run: Run, exception: Optional[BaseException], exit_code: Optional[int]) -> tuple[Optional[str], Optional[int]]:
-    if run._preempting:
-        return PREEMPTED, exit_code
-    if isinstance(exception, KeyboardInterrupt):
-        return KILLED, 130
-    if exception is not None:
-        return FAILED, 1
-    if exit_code:
-        return FAILED, exit_code
-    return None, exit_code or 0
-
-
 def finish_live_runs(exception: Optional[BaseException], exit_code: Optional[int], timeout: float = 30.0) -> None:
     """Finish every live run with the state that ``exception``/``exit_code`` mean."""
     for run in live_runs():
-        state, code = _end_state(run, exception, exit_code)
+        state, code = end_state(run._preempting, exception, exit_code)
         try:
             run.finish(exit_code=code, state=state, error=exception, timeout=timeout)
         except Exception:  # at exit, one run's trouble must not stop the others from being saved

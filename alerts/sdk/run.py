@@ -23,6 +23,7 @@ from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
 from alerts.pipeline.route import delivery_rows, recipients
 from alerts.rules.engine import RunRules
+from alerts.rules.templates import template_values
 from alerts.store import jsoncodec
 
 logger = logging.getLogger("alerts")
@@ -47,6 +48,22 @@ def alert_row(**columns: Any) -> dict:
            "step": None}
     row.update(columns)
     return row
+
+
+def end_state(preempting: bool, exception: Optional[BaseException],
+              exit_code: Optional[int]) -> tuple[Optional[str], Optional[int]]:
+    """How a run that was not finished explicitly ends: ``(state, exit code)``; a None state lets
+    ``finish()`` decide from the code. Preempting wins; Ctrl-C is killed; an exception or a non-zero
+    code is failed."""
+    if preempting:
+        return PREEMPTED, exit_code
+    if isinstance(exception, KeyboardInterrupt):
+        return KILLED, 130
+    if exception is not None:
+        return FAILED, 1
+    if exit_code:
+        return FAILED, exit_code
+    return None, exit_code or 0
 
 
 def describe_exception(exc: BaseException) -> tuple[str, str]:
@@ -295,13 +312,7 @@ class Run:
 
     def _raise_rule_alert(self, transition) -> None:
         rule = transition.rule
-        values = {
-            "rule": rule.name, "level": rule.level, "status": transition.status, "run.id": self.id,
-            "run.name": self.name, "run.project": self.project, "run.owner": self.entity,
-            "run.group": self.group or "", "run.job_type": self.job_type or "", "run.tags": ", ".join(self.tags),
-            "metric": transition.metric, "value": transition.value, "step": transition.step,
-            **transition.fields,
-        }
+        values = template_values(transition)
         loaded = self._rule_templates.templates(rule.name) if self._rule_templates is not None else None
         title = loaded.title.render(values) if loaded is not None else rule.name
         text = loaded.text.render(values) if loaded is not None else ""
@@ -390,8 +401,7 @@ class Run:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
             self.finish()
-        elif isinstance(exc, KeyboardInterrupt):
-            self.finish(exit_code=130, state=PREEMPTED if self._preempting else KILLED, error=exc)
         else:
-            self.finish(exit_code=1, state=PREEMPTED if self._preempting else FAILED, error=exc)
+            state, code = end_state(self._preempting, exc, None)
+            self.finish(exit_code=code, state=state, error=exc)
         return False

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
 

@@ -7,13 +7,7 @@ Every test runs a real child interpreter against the test's store and reads the 
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
-import subprocess
-import sys
-import textwrap
-import threading
 
 import pytest
 
@@ -21,79 +15,6 @@ from conftest import read_runs
 
 pytestmark = pytest.mark.timeout(120)
 
-# Generous bound for anything a child has to do (start the interpreter, import, log a little, exit)
-# on a loaded 2-core machine. Never a timing assertion: only how long to wait before giving up.
-WAIT = 60.0
-
-
-class Child:
-    """A child interpreter whose stdout lines are read on a thread, so that waits are bounded."""
-
-    def __init__(self, proc: subprocess.Popen, stderr_path) -> None:
-        self.proc = proc
-        self._stderr_path = stderr_path
-        self.lines: queue.Queue = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)  # end of output
-
-    @property
-    def stderr(self) -> str:
-        try:
-            return self._stderr_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def expect(self, wanted: str, timeout: float = WAIT) -> str:
-        """Read lines until one equals ``wanted``; fail (with the child's output) if it never comes."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no {wanted!r} from the child within {timeout}s; "
-                                     f"stdout so far {self.seen!r}\nstderr:\n{self.stderr}") from None
-            if line is None:
-                raise AssertionError(f"child ended (rc={self.proc.wait()}) before printing {wanted!r}; "
-                                     f"stdout {self.seen!r}\nstderr:\n{self.stderr}")
-            self.seen.append(line)
-            if line == wanted:
-                return line
-
-    def wait(self, timeout: float = WAIT) -> int:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"child still running after {timeout}s\nstderr:\n{self.stderr}") from None
-
-
-@pytest.fixture
-def spawn(tmp_path, store_dir):
-    """Start a script in a child process (same environment as ``run_script``) without waiting for it."""
-    children: list[Child] = []
-
-    def start(source: str, env: dict | None = None) -> Child:
-        index = len(children)
-        script = tmp_path / f"child{index}.py"
-        script.write_text(textwrap.dedent(source), encoding="utf-8")
-        stderr_path = tmp_path / f"child{index}.stderr"
-        child_env = {**os.environ, "ALERTS_DIR": str(store_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
-        with open(stderr_path, "w", encoding="utf-8") as stderr:
-            proc = subprocess.Popen([sys.executable, str(script)], env=child_env, cwd=tmp_path, text=True,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
-        child = Child(proc, stderr_path)
-        children.append(child)
-        return child
-
-    yield start
-    for child in children:
-        if child.proc.poll() is None:
-            child.proc.kill()
-            child.proc.wait(10)
 
 
 def only_run(project: str):
