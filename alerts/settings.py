@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     smtp_from: str = "alerts@localhost"
     smtp_ca_file: Optional[str] = Field(default=None, description="CA bundle to verify the SMTP server's TLS certificate")
     server_url: Optional[str] = Field(default=None, description="Public URL of the web page, for links in messages")
+    # Whether a logging process sends its own alerts (a relay thread). Off: they wait in the outbox
+    # for `alerts relay` or a server.
+    relay: bool = True
     # How often the background writer commits queued points: what a kill -9 can lose at most.
     flush_interval: float = Field(default=0.2, gt=0, le=5)
 

@@ -9,12 +9,16 @@ retry; 5xx (no such user, authentication refused) do not.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import concurrent.futures.thread  # now, not lazily at exit, when Python refuses the import's atexit hook
 import html
 import math
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Optional
+
+import aiosmtplib
 
 from alerts.channels.base import DeliveryError, Notification
 from alerts.settings import Settings
@@ -72,6 +76,18 @@ def build_email(group: list[Notification], sender: str, to: list[str]) -> EmailM
     return message
 
 
+class _InlineExecutor(concurrent.futures.thread.ThreadPoolExecutor):
+    """Runs what asyncio hands its executor (getaddrinfo) in the calling thread: no pool thread."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed back to asyncio through the future
+            future.set_exception(exc)
+        return future
+
+
 class EmailSender:
     """Sends one email per group to ``to`` through the SMTP server of the settings."""
 
@@ -89,17 +105,21 @@ class EmailSender:
 
     def send_group(self, notifications: list[Notification]) -> Optional[str]:
         message = build_email(notifications, self._settings.smtp_from, self._to)
+        loop = asyncio.new_event_loop()
+        # Name lookups inline, not on asyncio's default thread pool: at interpreter exit (the relay's
+        # last chance to send) Python refuses new pool threads, and every send would fail.
+        loop.set_default_executor(_InlineExecutor())
         try:
-            asyncio.run(self._send(message))
+            loop.run_until_complete(self._send(message))
         except DeliveryError:
             raise
         except Exception as exc:
             raise translate_smtp_error(exc) from None
+        finally:
+            loop.close()
         return str(message["Message-ID"])
 
     async def _send(self, message: EmailMessage) -> None:
-        import aiosmtplib
-
         s = self._settings
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         await aiosmtplib.send(
@@ -111,8 +131,6 @@ class EmailSender:
 
 def translate_smtp_error(exc: BaseException) -> DeliveryError:
     """aiosmtplib's errors as a :class:`DeliveryError`: 4xx and unreachable retry, 5xx do not."""
-    import aiosmtplib
-
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [getattr(e, "code", 550) for e in exc.recipients]
         temporary = all(400 <= code < 500 for code in codes)

@@ -16,6 +16,10 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
 from alerts.channels.base import DeliveryError, Notification
 
 HEADER_MAX = 150  # plain_text in a header block
@@ -67,8 +71,10 @@ def build_message(group: list[Notification], server_url: Optional[str] = None) -
     first = group[0]
     more = len(group) - 1
     title = _headline(first) + (f" (+{more} more)" if more else "")
+    # Escaped even in plain_text: Slack decodes the entities there too, and nothing from a user may
+    # reach Slack as markup.
     blocks: list[dict] = [{"type": "header",
-                           "text": {"type": "plain_text", "text": clip(f"{title}", HEADER_MAX), "emoji": True}}]
+                           "text": {"type": "plain_text", "text": clip(escape(title), HEADER_MAX), "emoji": True}}]
     if not more:
         if first.text:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(first.text), SECTION_MAX)}})
@@ -116,8 +122,6 @@ class SlackWebhook:
     """Sends to an incoming webhook. The URL is a secret: it is never put in an error or a log."""
 
     def __init__(self, url: str, timeout: float = 10.0, server_url: Optional[str] = None) -> None:
-        from slack_sdk.webhook import WebhookClient
-
         # No retry handlers: the outbox decides about retries, durably.
         self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[])
         self._server_url = server_url
@@ -144,15 +148,11 @@ class SlackApi:
 
     def __init__(self, token: str, channel: str, base_url: str = "https://slack.com/api/",
                  timeout: float = 10.0, server_url: Optional[str] = None) -> None:
-        from slack_sdk import WebClient
-
         self._client = WebClient(token=token, base_url=base_url, timeout=int(math.ceil(timeout)), retry_handlers=[])
         self._channel = channel
         self._server_url = server_url
 
     def send_group(self, notifications: list[Notification]) -> Optional[str]:
-        from slack_sdk.errors import SlackApiError
-
         message = build_message(notifications, self._server_url)
         try:
             response = self._client.chat_postMessage(channel=self._channel, text=message["text"],

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 from alerts.channels.config import ChannelLoadError, ChannelSet, load_channels
-from alerts.delivery.relay import Relay
 from alerts.settings import Settings
 from alerts.store.db import Store
 
@@ -20,7 +19,7 @@ logger = logging.getLogger("alerts")
 
 _lock = threading.Lock()
 _channel_sets: dict[str, Optional[ChannelSet]] = {}
-_relays: dict[str, Relay] = {}
+_relays: dict[str, "Relay"] = {}  # noqa: F821 - imported when the first relay starts
 
 
 def channels_for(settings: Settings) -> Optional[ChannelSet]:
@@ -38,8 +37,11 @@ def channels_for(settings: Settings) -> Optional[ChannelSet]:
         return _channel_sets[key]
 
 
-def relay_for(store: Store, channels: ChannelSet, settings: Settings) -> Relay:
-    """The process's relay for a store, started."""
+def relay_for(store: Store, channels: ChannelSet, settings: Settings):
+    """The process's relay for a store, started. (Imported here: Slack and SMTP clients load only
+    in processes that have channels.)"""
+    from alerts.delivery.relay import Relay
+
     with _lock:
         relay = _relays.get(store.url)
         if relay is None:

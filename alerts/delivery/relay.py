@@ -24,6 +24,10 @@ from typing import Callable, Optional
 from alerts import clock as _clock
 from alerts.channels.base import DeliveryError, Notification
 from alerts.channels.config import ChannelSet, Destination, SlackChannel
+# Imported with the relay, not at the first send: that may be at interpreter exit, when Python
+# refuses what these imports set up (concurrent.futures' exit hook).
+from alerts.channels.email import EmailSender
+from alerts.channels.slack import SlackApi, SlackWebhook
 from alerts.delivery import outbox
 from alerts.pipeline.ratelimit import TokenBucket, bucket_for
 from alerts.settings import Settings
@@ -52,16 +56,12 @@ def make_sender(destination: Destination, settings: Settings):
     """The sender for a destination (raises DeliveryError when it cannot be built, e.g. no bot token)."""
     config = destination.config
     if isinstance(config, SlackChannel):
-        from alerts.channels.slack import SlackApi, SlackWebhook
-
         if config.webhook_url is not None:
             return SlackWebhook(config.webhook_url.get_secret_value(), server_url=settings.server_url)
         if settings.slack_bot_token is None:
             raise DeliveryError("ALERTS_SLACK_BOT_TOKEN is not set (needed for channel: targets)", recoverable=False)
         return SlackApi(settings.slack_bot_token.get_secret_value(), config.channel, base_url=settings.slack_api_url,
                         server_url=settings.server_url)
-    from alerts.channels.email import EmailSender
-
     return EmailSender(settings, config.to)
 
 
@@ -139,7 +139,13 @@ class Relay:
         notifications = [Notification(**json.loads(row.payload)) for row in rows]
         kind = destination.config.type
         try:
-            message_id = sender.send_group(notifications)
+            try:
+                message_id = sender.send_group(notifications)
+            except DeliveryError:
+                raise
+            except Exception as exc:  # a sender bug or an error not translated: retry, never lose the rows
+                logger.exception("alerts: %s: unexpected error while sending", destination.label)
+                raise DeliveryError(f"{type(exc).__name__}: {exc}", recoverable=True) from None
         except DeliveryError as exc:
             reason = "rate_limited" if exc.retry_after else ("retry" if exc.recoverable else "permanent")
             self.counters.notifications_failed_total[reason] += 1
@@ -149,7 +155,7 @@ class Relay:
                 return
             wait = exc.retry_after if exc.retry_after is not None else outbox.backoff(max(r.attempts for r in rows))
             if exc.retry_after:  # Slack said when: nothing goes to this destination before then
-                bucket.tokens, bucket.updated = 0.0, now + exc.retry_after
+                bucket.pause_until(now + exc.retry_after)
             outbox.mark_retry(self.store, ids, token, now + wait, str(exc))
             return
         sent_at = self._clock()

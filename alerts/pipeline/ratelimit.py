@@ -30,6 +30,10 @@ class TokenBucket:
             return True
         return False
 
+    def pause_until(self, when: float) -> None:
+        """No token before ``when``; one token at ``when`` (a 429's Retry-After)."""
+        self.tokens, self.updated = 1.0, when
+
     def next_at(self, now: float) -> float:
         """When the next token will be there."""
         self._refill(now)

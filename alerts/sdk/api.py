@@ -142,9 +142,10 @@ def _apply_delivery(run: Run, settings: Settings) -> None:
     channels = delivery.channels_for(settings)
     if channels is None or not channels.users:
         return
-    relay = delivery.relay_for(run._writer.store, channels, settings)
     run.use_delivery(channels)
-    run._writer.on_deliveries = relay.wake
+    if settings.relay:
+        relay = delivery.relay_for(run._writer.store, channels, settings)
+        run._writer.on_deliveries = relay.wake
 
 
 def _run_rules(active, run: Run, previous: Optional[RunRules]) -> Optional[RunRules]:
