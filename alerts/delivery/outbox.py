@@ -51,6 +51,35 @@ def claim(store: Store, owner: str, now: float, limit: int = 500,
     return [DeliveryRecord.model_validate(row._mapping) for row in rows]
 
 
+def owner_name(host: str, pid: int, tag: str) -> str:
+    """A lease owner: ``host:pid:tag``, so that a relay can tell a dead process's leases on its host."""
+    return f"{host}:{pid}:{tag}"
+
+
+def release_dead_leases(store: Store, host: str, now: float, is_alive) -> int:
+    """Free the leases held by processes of ``host`` that no longer run (killed mid-send): their rows
+    are due again now rather than when the lease would have run out. Returns how many rows."""
+    with store.engine.connect() as conn:
+        owners = list(conn.execute(select(DeliveryRecord.lease_owner).distinct()
+                                   .where(DeliveryRecord.lease_until >= now,
+                                          DeliveryRecord.lease_owner.like(f"{host}:%"))).scalars())
+    dead = []
+    for owner in owners:
+        try:
+            pid = int(owner.split(":")[1])
+        except (IndexError, ValueError):
+            continue
+        if not is_alive(pid):
+            dead.append(owner)
+    if not dead:
+        return 0
+    with store.engine.begin() as conn:
+        result = conn.execute(update(DeliveryRecord).where(DeliveryRecord.lease_owner.in_(dead),
+                                                           DeliveryRecord.state == "pending")
+                              .values(lease_until=None, lease_owner=None))
+    return result.rowcount or 0
+
+
 def _finish(store: Store, ids: Iterable[int], owner: str, **values) -> None:
     ids = list(ids)
     if not ids:

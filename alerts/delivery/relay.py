@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -65,6 +66,18 @@ def make_sender(destination: Destination, settings: Settings):
     return EmailSender(settings, config.to)
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 class Relay:
     """Empties the outbox of one store into the channels of a :class:`ChannelSet`."""
 
@@ -80,7 +93,8 @@ class Relay:
         self._senders: dict[str, object] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._last_sent: dict[tuple[str, str], float] = {}
-        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._host = socket.gethostname()
+        self._tag = uuid.uuid4().hex[:6]
         self._claims = 0
         self.counters = Counters()
         self._wake = threading.Event()
@@ -98,8 +112,9 @@ class Relay:
         with self._lock:
             now = self._clock() if now is None else now
             outbox.expire(self.store, now)
+            outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
             self._claims += 1
-            token = f"{self._owner}-{self._claims}"
+            token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             rows = outbox.claim(self.store, token, now)
             by_destination: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
             for row in rows:
