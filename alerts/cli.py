@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
+from alerts import clock
 from alerts.store import jsoncodec
 
 
@@ -234,12 +235,10 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
     store = _store(args)
     if args.action == "retry":
-        import time
-
         if args.id is None:
             print("alerts: deliveries retry needs the ID of a dead delivery", file=sys.stderr)
             return 2
-        if outbox.requeue(store, args.id, time.time()):
+        if outbox.requeue(store, args.id, clock.now()):
             print(f"delivery {args.id} is queued again; it is sent by the next run or by `alerts relay`")
             return 0
         print(f"alerts: no dead delivery {args.id} (see `alerts deliveries --state dead`)", file=sys.stderr)
@@ -274,8 +273,6 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    import time
-
     from alerts.channels.base import DeliveryError, Notification
     from alerts.delivery.relay import make_sender
 
@@ -286,7 +283,7 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         return 1
     note = Notification(title="Test notification from alerts", text=f"If you can read this, {args.user}'s channel works.",
                         level="INFO", run_id="test", run_name="test", project="alerts", owner=args.user,
-                        created_at=time.time())
+                        created_at=clock.now())
     failed = 0
     for destination in destinations:
         try:
@@ -297,6 +294,54 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
         else:
             print(f"OK      {destination.label}")
     return 1 if failed else 0
+
+
+def _store_for_writing(args: argparse.Namespace):
+    from pathlib import Path
+
+    from alerts.settings import load_settings
+    from alerts.store.db import open_store
+
+    settings = load_settings(dir=Path(args.dir) if args.dir else None)
+    return settings, open_store(settings.resolved_database_url())
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from alerts.pipeline import silence
+    from alerts.rules.durations import parse_duration
+
+    settings, store = _store_for_writing(args)
+    now = clock.now()
+    if args.silence_command == "add":
+        try:
+            matchers = [silence.parse_matcher(m) for m in args.matchers]
+            starts = now + (parse_duration(args.starts_in) if args.starts_in else 0.0)
+            silence_id = silence.add(store, matchers, starts, starts + parse_duration(args.duration),
+                                     args.by or settings.user, args.comment, now)
+        except ValueError as exc:
+            print(f"alerts: {exc}", file=sys.stderr)
+            return 2
+        print(f"silence #{silence_id}: {' '.join(map(str, matchers))} until {_when(starts + parse_duration(args.duration))}")
+        return 0
+    if args.silence_command == "expire":
+        if silence.expire(store, args.id, now):
+            print(f"silence #{args.id} expired")
+            return 0
+        print(f"alerts: no silence #{args.id} in force (see `alerts silence list`)", file=sys.stderr)
+        return 1
+    silences = silence.listing(store, now, include_expired=args.all)
+    if args.json:
+        _json_out([{"id": s.id, "matchers": [str(m) for m in s.matchers], "starts_at": s.starts_at,
+                    "ends_at": s.ends_at, "created_by": s.created_by, "comment": s.comment} for s in silences])
+        return 0
+    if not silences:
+        print("no silences" + ("" if args.all else " in force or to come"))
+        return 0
+    rows = [[f"#{s.id}", " ".join(map(str, s.matchers)), _when(s.starts_at), _when(s.ends_at),
+             "expired" if s.ends_at <= now else ("pending" if s.starts_at > now else "active"), s.created_by,
+             s.comment] for s in silences]
+    print(_table(rows, ["ID", "MATCHERS", "STARTS", "ENDS", "STATE", "BY", "COMMENT"]))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries = sub.add_parser("deliveries", help="list the outbox (sent, pending, dead), retry a dead one",
                                 description="The outbox: one row per (alert, channel), with its state "
                                 "(pending, sent, dead), tries, and the last error.")
-    deliveries.add_argument("--state", choices=["pending", "sent", "dead"], help="only rows in this state")
+    deliveries.add_argument("--state", choices=["pending", "sent", "dead", "suppressed"], help="only rows in this state")
     deliveries.add_argument("--limit", type=int, default=200, help="newest N rows (default 200)")
     deliveries.add_argument("--json", action="store_true", help="print JSON")
     deliveries.add_argument("action", nargs="?", choices=["retry"], help="retry ID: queue a dead delivery again")
@@ -357,6 +402,27 @@ def build_parser() -> argparse.ArgumentParser:
                            "ended or were killed before sending), waiting up to --timeout seconds.")
     relay.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (default 60)")
     relay.set_defaults(func=cmd_relay)
+
+    silence_parser = sub.add_parser("silence", help="mute alerts that match labels for a while",
+                                    description="Silences mute the deliveries of alerts whose labels match "
+                                    "all the matchers, between a start and an end. Labels: rule, title, level, "
+                                    "owner, project, group, run, run_name, metric, status.")
+    silence_sub = silence_parser.add_subparsers(dest="silence_command", metavar="SUBCOMMAND", required=True)
+    silence_add = silence_sub.add_parser("add", help="add a silence",
+                                         description="Add a silence: e.g. alerts silence add project=vision "
+                                         "rule=~'loss-.*' --duration 2h --comment 'known bad node'")
+    silence_add.add_argument("matchers", nargs="+", metavar="MATCHER",
+                             help="name=value, name!=value, name=~regex or name!~regex")
+    silence_add.add_argument("--duration", default="1h", help="how long (default 1h): 30m, 2h, 1d")
+    silence_add.add_argument("--starts-in", help="start later, e.g. 10m (default now)")
+    silence_add.add_argument("--comment", required=True, help="why: shown to everyone who looks")
+    silence_add.add_argument("--by", help="who (default ALERTS_USER)")
+    silence_list = silence_sub.add_parser("list", help="silences in force or to come")
+    silence_list.add_argument("--all", action="store_true", help="expired ones too")
+    silence_list.add_argument("--json", action="store_true", help="print JSON")
+    silence_expire = silence_sub.add_parser("expire", help="end a silence now")
+    silence_expire.add_argument("id", type=int, metavar="ID")
+    silence_parser.set_defaults(func=cmd_silence)
 
     notify = sub.add_parser("notify", help="send a test message to a user's channels")
     notify_sub = notify.add_subparsers(dest="notify_command", metavar="SUBCOMMAND", required=True)

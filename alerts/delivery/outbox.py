@@ -103,6 +103,11 @@ def mark_dead(store: Store, ids: list[int], owner: str, error: str) -> None:
     _finish(store, ids, owner, state="dead", last_error=error)
 
 
+def mark_suppressed(store: Store, ids: list[int], owner: str, reason: str) -> None:
+    """Not sent on purpose (a silence): recorded with the reason, never retried."""
+    _finish(store, ids, owner, state="suppressed", last_error=reason)
+
+
 def defer(store: Store, ids: list[int], owner: str, until: float) -> None:
     """Give rows back without counting a try (group interval, rate limit): due again at ``until``."""
     ids = list(ids)

@@ -30,6 +30,7 @@ from alerts.channels.config import ChannelSet, Destination, SlackChannel
 from alerts.channels.email import EmailSender
 from alerts.channels.slack import SlackApi, SlackWebhook
 from alerts.delivery import outbox
+from alerts.pipeline import silence
 from alerts.pipeline.ratelimit import TokenBucket, bucket_for
 from alerts.settings import Settings
 from alerts.store.db import Store
@@ -116,12 +117,31 @@ class Relay:
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             rows = outbox.claim(self.store, token, now)
+            if rows:
+                rows = self._drop_silenced(rows, token, now)
             by_destination: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
             for row in rows:
                 by_destination[row.destination][row.group_key].append(row)
             for key, groups in by_destination.items():
                 self._send_destination(key, groups, token, now, final)
             return len(rows)
+
+    def _drop_silenced(self, rows: list, token: str, now: float) -> list:
+        """Record the rows an active silence mutes as suppressed; return the others."""
+        silences = silence.active(self.store, now)
+        if not silences:
+            return rows
+        kept, muted = [], defaultdict(list)
+        for row in rows:
+            by = silence.muting(silences, json.loads(row.payload), now)
+            if by is None:
+                kept.append(row)
+            else:
+                muted[by.id].append(row.id)
+        for silence_id, ids in muted.items():
+            outbox.mark_suppressed(self.store, ids, token, f"silenced by #{silence_id}")
+            self.counters.notifications_failed_total["silenced"] += len(ids)
+        return kept
 
     def _send_destination(self, key: str, groups: dict, token: str, now: float, final: bool) -> None:
         destination = self.channels.by_key(key)

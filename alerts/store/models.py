@@ -115,7 +115,7 @@ class DeliveryRecord(SQLModel, table=True):
     group_key: str
     level: str
     payload: str = Field(sa_column=Column(Text, nullable=False))  # the Notification, as JSON
-    state: str = "pending"  # pending | sent | dead
+    state: str = "pending"  # pending | sent | dead | suppressed (a silence: last_error says which)
     attempts: int = 0
     created_at: float
     next_attempt_at: float
@@ -125,3 +125,17 @@ class DeliveryRecord(SQLModel, table=True):
     carried_by: Optional[int] = None
     message_id: Optional[str] = None
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+class SilenceRecord(SQLModel, table=True):
+    """A silence: deliveries whose labels match all ``matchers`` (JSON) are muted in its window."""
+
+    __tablename__ = "silences"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    matchers: str = Field(sa_column=Column(Text, nullable=False))
+    starts_at: float
+    ends_at: float = Field(index=True)
+    created_by: str
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: float

@@ -260,3 +260,39 @@ def test_the_tutorials_alert_script_sends_one_slack_message_and_one_email(tmp_pa
     assert mail.rcpt_tos == ["alice@example.com"] and mail.message["From"] == "alerts@lab.example" and mail.tls
     assert mail.username == fake_smtp.username
     assert {part.get_content_type() for part in mail.message.walk()} >= {"text/plain", "text/html"}
+
+
+def test_a_silence_mutes_matching_deliveries_with_the_reason_and_expires(setup, slack, clock, capsys):
+    from alerts import cli
+
+    assert cli.main(["silence", "add", "project=vision", "title=~Low.*", "--duration", "2h",
+                     "--comment", "node 7 is being replaced"]) == 0
+    assert "silence #1: project=vision title=~Low.*" in capsys.readouterr().out
+    assert cli.main(["silence", "add", "projekt=x", "--comment", "typo"]) == 2
+    assert "unknown label 'projekt'" in capsys.readouterr().err
+    wandb.init(project="vision")
+    wandb.alert(title="Low accuracy", text="x")
+    wandb.alert(title="Loss is NaN", text="x")
+    wandb.finish()
+    wandb.init(project="nlp")
+    wandb.alert(title="Low accuracy", text="x")
+    wandb.finish()
+    relay = make_relay(clock, group_interval=0.0)
+    relay.run_once()
+    rows = outbox.listing(open_store(load_settings().resolved_database_url()))
+    by_title = {(json.loads(r.payload)["title"], json.loads(r.payload)["project"]): r for r in rows}
+    assert by_title[("Low accuracy", "vision")].state == "suppressed"
+    assert by_title[("Low accuracy", "vision")].last_error == "silenced by #1"
+    assert by_title[("Loss is NaN", "vision")].state == "sent" and by_title[("Low accuracy", "nlp")].state == "sent"
+    assert cli.main(["silence", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "#1" in listed and "active" in listed and "node 7 is being replaced" in listed
+    assert cli.main(["silence", "expire", "1"]) == 0
+    assert cli.main(["silence", "expire", "1"]) == 1
+    wandb.init(project="vision")
+    wandb.alert(title="Low accuracy again", text="x")
+    wandb.finish()
+    clock.advance(1)
+    relay.run_once()
+    assert any(json.loads(r.payload)["title"] == "Low accuracy again" and r.state == "sent"
+               for r in outbox.listing(open_store(load_settings().resolved_database_url())))
