@@ -31,7 +31,7 @@ from alerts.channels.email import EmailSender
 from alerts.channels.slack import SlackApi, SlackWebhook
 from alerts.delivery import outbox
 from alerts.pipeline import silence
-from alerts.pipeline.ratelimit import TokenBucket, bucket_for
+from alerts.pipeline.ratelimit import TokenBucket, bucket_for, user_bucket
 from alerts.settings import Settings
 from alerts.store.db import Store
 
@@ -92,7 +92,8 @@ class Relay:
         self._clock = clock if clock is not None else _clock.now
         self._sender_factory = sender_factory
         self._senders: dict[str, object] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}  # per destination
+        self._user_buckets: dict[str, TokenBucket] = {}  # per user, over all their destinations
         self._last_sent: dict[tuple[str, str], float] = {}
         self._host = socket.gethostname()
         self._tag = uuid.uuid4().hex[:6]
@@ -157,15 +158,18 @@ class Relay:
             self.counters.notifications_failed_total["misconfigured"] += 1
             return
         bucket = self._buckets.setdefault(key, bucket_for(destination.config.type))
+        per_user = self._user_buckets.setdefault(destination.user, user_bucket())
         for group, rows in groups.items():
             group_ids = [row.id for row in rows]
             last = self._last_sent.get((key, group))
             if not final and last is not None and now - last < self.group_interval:
                 outbox.defer(self.store, group_ids, token, last + self.group_interval)
                 continue
-            if not bucket.take(now):
-                outbox.defer(self.store, group_ids, token, bucket.next_at(now))
+            if not (bucket.ready(now) and per_user.ready(now)):
+                outbox.defer(self.store, group_ids, token, max(bucket.next_at(now), per_user.next_at(now)))
                 continue
+            bucket.take(now)
+            per_user.take(now)
             self._send_group(destination, sender, bucket, group, rows, token, now)
 
     def _send_group(self, destination: Destination, sender, bucket: TokenBucket, group: str, rows: list,

@@ -22,6 +22,11 @@ class TokenBucket:
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
+    def ready(self, now: float) -> bool:
+        """Whether a token is there (without spending it)."""
+        self._refill(now)
+        return self.tokens >= 1.0
+
     def take(self, now: float) -> bool:
         """Spend a token if there is one."""
         self._refill(now)
@@ -40,8 +45,15 @@ class TokenBucket:
         return now if self.tokens >= 1.0 else now + (1.0 - self.tokens) / self.rate
 
 
+# A cap on the messages one user gets an hour, over all their channels: a storm folds into fewer,
+# fuller messages instead of a phone that buzzes all night.
+USER_PER_HOUR, USER_BURST = 120.0, 20.0
 SLACK_RATE, SLACK_BURST = 1.0, 2.0  # Slack: "1 message per second per channel", short bursts allowed
 EMAIL_PER_HOUR = 30.0
+
+
+def user_bucket() -> TokenBucket:
+    return TokenBucket(rate=USER_PER_HOUR / 3600.0, burst=USER_BURST)
 
 
 def bucket_for(kind: str) -> TokenBucket:

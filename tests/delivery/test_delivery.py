@@ -296,3 +296,32 @@ def test_a_silence_mutes_matching_deliveries_with_the_reason_and_expires(setup, 
     relay.run_once()
     assert any(json.loads(r.payload)["title"] == "Low accuracy again" and r.state == "sent"
                for r in outbox.listing(open_store(load_settings().resolved_database_url())))
+
+
+def test_notify_test_reports_each_channel(tmp_path, monkeypatch, slack, fake_smtp, capsys):
+    from alerts import cli
+
+    folder = tmp_path / "channels"
+    channel_file(folder, body=f"""\
+      - type: slack
+        webhook_url: {slack.webhook_url('ok-hook')}
+      - type: slack
+        webhook_url: {slack.webhook_url('gone-hook')}
+      - type: email
+        to: alice@example.com
+        name: mailbox
+    """)
+    slack.fail_next("gone-hook", error="no_service")
+    for key, value in {"ALERTS_CHANNELS": str(folder), "ALERTS_SLACK_WEBHOOK_HOSTS": "127.0.0.1",
+                       "ALERTS_SMTP_HOST": fake_smtp.host, "ALERTS_SMTP_PORT": str(fake_smtp.port),
+                       "ALERTS_SMTP_STARTTLS": "true", "ALERTS_SMTP_USERNAME": fake_smtp.username,
+                       "ALERTS_SMTP_PASSWORD": fake_smtp.password, "ALERTS_SMTP_CA_FILE": fake_smtp.ca_path}.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["notify", "test", "--user", "alice"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "OK      alice: slack webhook"
+    assert out[1].startswith("FAILED  alice: slack webhook: webhook answered 404 no_service")
+    assert out[2] == "OK      alice: mailbox"
+    assert len(slack.messages("ok-hook")) == 1 and len(fake_smtp.messages) == 1
+    assert slack.webhook_url("gone-hook") not in "\n".join(out)  # the secret URL is never printed
+    assert cli.main(["notify", "test", "--user", "nobody"]) == 1
