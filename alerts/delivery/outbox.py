@@ -34,7 +34,12 @@ def _due(now: float):
                 or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
 
 
-def claim(store: Store, owner: str, now: float, limit: int = 500,
+# Rows claimed in one pass: a storm's rows of one group should ride in one message, not in one per
+# claim (each message counts against the destination's pace and the user's hourly cap).
+CLAIM_LIMIT = 10_000
+
+
+def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT,
           lease: float = LEASE_SECONDS) -> list[DeliveryRecord]:
     """Lease up to ``limit`` due rows to ``owner`` until ``now + lease``; return them, oldest first."""
     with store.engine.begin() as conn:

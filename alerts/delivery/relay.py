@@ -223,7 +223,7 @@ class Relay:
             self._wake.clear()
             try:
                 while self.run_once() and not self._stop:
-                    pass  # more may be due: a storm is claimed 500 rows at a time
+                    pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
             except Exception:
                 logger.exception("alerts: the delivery relay failed; will retry")
                 time.sleep(1.0)

@@ -6,6 +6,7 @@ As in wandb, ``init()`` sets the package's ``run``, ``config`` and ``summary`` a
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -15,7 +16,7 @@ from typing import Any, Iterable, Optional, Sequence
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
 from alerts.errors import UsageError
-from alerts.sdk import lifecycle
+from alerts.sdk import crashes, lifecycle
 from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.names import new_run_id, new_run_name
 from alerts.sdk.run import Run
@@ -27,6 +28,8 @@ from alerts.rules.schema import RunInfo
 from alerts.settings import Settings, load_settings
 from alerts.store import jsoncodec
 from alerts.store.db import open_store
+
+logger = logging.getLogger("alerts")
 
 MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 DEFAULT_PROJECT = "uncategorized"
@@ -127,12 +130,28 @@ def _apply_rules(run: Run, settings: Settings) -> None:
     active = active_rules(settings.rules, settings.dir)
     run.use_rules(_run_rules(active, run, None), active.ruleset)
 
+    writer = run._writer
+    # The first check waits a full interval: never in the first moments of a run, nor in the exit
+    # flush of a short one. (At exit, a first-time SQLAlchemy query on this thread exec()s generated
+    # source, which makes CPython forget that the process is ending on Ctrl-C: it then exits with
+    # 1 instead of dying of SIGINT.)
+    last_crash_check = [_clock.now()]
+    host = socket.gethostname()
+
     def tick(now: float, live: list) -> None:
         if active.reload_if_asked():
             for live_run in live:
                 live_run.use_rules(_run_rules(active, live_run, live_run._rules), active.ruleset)
         for live_run in live:
             live_run._watch(now)
+        if now - last_crash_check[0] >= crashes.CHECK_EVERY and not lifecycle.exiting():
+            last_crash_check[0] = now
+            crashed = crashes.find_crashed(writer.store, now, host)
+            if crashed:
+                logger.warning("alerts: run(s) %s crashed (no heartbeat, process gone)",
+                               ", ".join(r.name for r in crashed))
+                channels = live[0]._channels if live else None
+                crashes.raise_for_crashed(crashed, active.ruleset, ConsoleChannel(), channels, now, writer.append)
 
     run._writer.on_tick = tick
 

@@ -29,6 +29,7 @@ _lock = threading.RLock()
 _installed = False
 _exception: Optional[BaseException] = None
 _exit_code: Optional[int] = None
+_exiting = False
 
 
 def register(run: Run) -> None:
@@ -96,7 +97,14 @@ def finish_live_runs(exception: Optional[BaseException], exit_code: Optional[int
             pass
 
 
+def exiting() -> bool:
+    """Whether the exit hooks have begun (background work that can wait should not start now)."""
+    return _exiting
+
+
 def _at_exit() -> None:
+    global _exiting
+    _exiting = True
     finish_live_runs(_exception, _exit_code)
     worker.close_all()
     delivery.drain_all()

@@ -21,9 +21,8 @@ from alerts.sdk.config import Config, Summary
 from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
-from alerts.pipeline.route import delivery_rows, recipients
 from alerts.rules.engine import RunRules
-from alerts.rules.templates import template_values
+from alerts.sdk.raising import alert_row, console_notify, deliveries_for, rule_alert_op
 from alerts.store import jsoncodec
 
 logger = logging.getLogger("alerts")
@@ -40,14 +39,6 @@ def _discard(_op: Any) -> None:
 
 def _nothing() -> None:
     pass
-
-
-def alert_row(**columns: Any) -> dict:
-    """An alerts-table row with every column present: a batch insert needs the same keys in every row."""
-    row = {"uid": None, "rule": None, "status": "firing", "metric": None, "value": None, "reason": None,
-           "step": None}
-    row.update(columns)
-    return row
 
 
 def end_state(preempting: bool, exception: Optional[BaseException],
@@ -262,10 +253,10 @@ class Run:
             title=title, text=text, level=level_name, run_id=self.id, run_name=self.name, project=self.project,
             owner=self.entity, created_at=now, step=self._step, run_group=self.group,
         )
-        outcome, reason = self._notify(notification, reason) if notify else ("suppressed", reason)
+        outcome, reason = console_notify(self._channel, notification, reason) if notify else ("suppressed", reason)
         if outcome == "failed":
             self._throttle.forget(title)  # a call that reached nobody must not silence the next one
-        uid, deliveries = self._deliveries(notification, None) if notify else (None, [])
+        uid, deliveries = deliveries_for(self._channels, notification, None) if notify else (None, [])
         self._append((ALERT, alert_row(
             uid=uid, run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,
             outcome=outcome, reason=reason, wait_duration=wait_seconds, step=self._step,
@@ -273,23 +264,6 @@ class Run:
         if deliveries and self._writer is not None:
             self._writer.wake()  # commit now: the relay sends once the outbox rows are committed
         return None
-
-    def _notify(self, notification: Notification, reason: Optional[str]) -> tuple[str, Optional[str]]:
-        """Print on the console channel; ``(outcome, reason)`` for the alert record."""
-        if self._channel is None:
-            return "notified", reason
-        try:
-            self._channel.send(notification)
-        except Exception as exc:  # alerting never breaks training: record the failure instead
-            logger.warning("alerts: could not deliver alert %r: %s", notification.title, exc)
-            return "failed", f"{type(exc).__name__}: {exc}"
-        return "notified", reason
-
-    def _deliveries(self, notification: Notification, notify: Optional[list]) -> tuple[Optional[str], list]:
-        """The outbox rows for the users' configured channels (none when no channels are set up)."""
-        if self._channels is None:
-            return None, []
-        return delivery_rows(notification, self._channels, recipients(self.entity, notify), notification.created_at)
 
     def use_delivery(self, channels: Any) -> None:
         """Send this run's alerts to the users' channels in ``channels`` (through the outbox)."""
@@ -311,28 +285,7 @@ class Run:
             self._writer.wake()  # commit rule alerts now, not on the next tick
 
     def _raise_rule_alert(self, transition) -> None:
-        rule = transition.rule
-        values = template_values(transition)
-        loaded = self._rule_templates.templates(rule.name) if self._rule_templates is not None else None
-        title = loaded.title.render(values) if loaded is not None else rule.name
-        text = loaded.text.render(values) if loaded is not None else ""
-        notification = Notification(
-            title=title, text=text, level=rule.level, run_id=self.id, run_name=self.name, project=self.project,
-            owner=self.entity, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
-            metric=transition.metric, step=transition.step, run_group=self.group,
-            value=float(transition.value) if isinstance(transition.value, (int, float)) else None,
-        )
-        uid, deliveries = None, []
-        if transition.status == "resolved" and not rule.send_resolved:
-            outcome, reason = "suppressed", "send_resolved is false"
-        else:
-            outcome, reason = self._notify(notification, None)
-            uid, deliveries = self._deliveries(notification, rule.notify)
-        self._append((ALERT, alert_row(
-            uid=uid, run_id=self.id, created_at=transition.at, source="rule", rule=rule.name,
-            status=transition.status, metric=transition.metric, value=notification.value, title=title, text=text,
-            level=rule.level, outcome=outcome, reason=reason, wait_duration=0.0, step=transition.step,
-        ), deliveries))
+        self._append(rule_alert_op(transition, self._rule_templates, self._channel, self._channels))
 
     def _watch(self, now: float) -> None:
         """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""
