@@ -38,6 +38,7 @@ from alerts.store.db import Store
 logger = logging.getLogger("alerts")
 
 GROUP_INTERVAL = 30.0  # seconds between two messages of one group to one destination
+MAINTENANCE_EVERY = 15.0  # seconds between sweeps for expired rows and dead processes' leases
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Relay:
         self._host = socket.gethostname()
         self._tag = uuid.uuid4().hex[:6]
         self._claims = 0
+        self._maintained_at = float("-inf")  # the first pass frees dead leases and expires old rows
         self.counters = Counters()
         self._wake = threading.Event()
         self._stop = False
@@ -113,8 +115,11 @@ class Relay:
         """
         with self._lock:
             now = self._clock() if now is None else now
-            outbox.expire(self.store, now)
-            outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
+            if final or now - self._maintained_at >= MAINTENANCE_EVERY:
+                # Not on every pass: two transactions that would sit on the path of each alert.
+                self._maintained_at = now
+                outbox.expire(self.store, now)
+                outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             rows = outbox.claim(self.store, token, now)
