@@ -58,11 +58,19 @@ class Transition:
     fields: dict = field(default_factory=dict)  # template values beyond the common ones
 
 
-def step_state(state: SeriesState, active: bool, now: float, hold=None, keep_firing_for=None) -> Optional[str]:
-    """Advance the state machine by one evaluation; return ``"firing"``/``"resolved"`` or None."""
+def step_state(state: SeriesState, active: bool, now: float, hold=None, keep_firing_for=None,
+               repeat_interval: Optional[float] = None) -> Optional[str]:
+    """Advance the state machine by one evaluation; return ``"firing"``/``"resolved"`` or None.
+
+    A series still firing ``repeat_interval`` seconds after it last said so says ``"firing"`` again
+    (Alertmanager's repeat_interval: a long problem is not forgotten after one message).
+    """
     if active:
         if state.phase == FIRING:
             state.count, state.since = 0, None  # a clear streak, if any, is broken
+            if repeat_interval is not None and now - state.fired_at >= repeat_interval:
+                state.fired_at = now
+                return FIRING
             return None
         if state.phase == INACTIVE:
             state.phase, state.count, state.since = PENDING, 0, now
@@ -151,12 +159,12 @@ _AGGREGATES = {"min": min, "max": max}
 class Series:
     """One (rule, run, metric) series: its state, and how a new value is evaluated."""
 
-    __slots__ = ("rule", "state", "hold", "keep")
+    __slots__ = ("rule", "state", "hold", "keep", "repeat")
 
     def __init__(self, rule: MetricRule, state: Optional[SeriesState] = None) -> None:
         self.rule = rule
         self.state = state or SeriesState()
-        self.hold, self.keep = rule.for_, rule.keep_firing_for
+        self.hold, self.keep, self.repeat = rule.for_, rule.keep_firing_for, rule.repeat_interval
 
     def push(self, value: float, now: float) -> Optional[tuple[str, dict]]:
         """Evaluate ``value``; ``(status, template fields)`` on a transition, else None."""
@@ -166,7 +174,7 @@ class Series:
         state = self.state
         if not active and state.phase is INACTIVE:
             return None  # the common case, without a call
-        return step_state(state, active, now, self.hold, self.keep)
+        return step_state(state, active, now, self.hold, self.keep, self.repeat)
 
 
 class ThresholdSeries(Series):
@@ -212,7 +220,7 @@ class ThresholdSeries(Series):
         state = self.state
         if not active and state.phase is INACTIVE:
             return None  # the common case, inline
-        status = step_state(state, active, now, self.hold, self.keep)
+        status = step_state(state, active, now, self.hold, self.keep, self.repeat)
         if status is None:
             return None
         rule = self.rule
@@ -264,7 +272,7 @@ def new_series(rule: MetricRule, state: Optional[SeriesState] = None) -> Series:
 
 def check_stalled(rule: StalledRule, state: SeriesState, last_data_at: float, now: float) -> Optional[str]:
     """Whether a live run has been silent for ``rule.after``: fires once, resolves when data returns."""
-    return step_state(state, now - last_data_at >= rule.after, now)
+    return step_state(state, now - last_data_at >= rule.after, now, repeat_interval=rule.repeat_interval)
 
 
 class RunRules:

@@ -263,3 +263,18 @@ def test_reload_while_the_logging_thread_adds_metrics():
     finally:
         stop.set()
         thread.join()
+
+
+def test_repeat_interval_says_firing_again_while_the_problem_lasts():
+    spec = {"name": "r", "metric": "loss", "condition": "> 10", "repeat_interval": "1h"}
+    values = [50] * 8 + [1]
+    got = feed([spec], values, interval=1200.0)  # a point every 20 minutes
+    assert got == [(0, "r", FIRING), (3, "r", FIRING), (6, "r", FIRING), (8, "r", RESOLVED)]
+    stalled = RunRules(rules({"name": "s", "kind": "stalled", "after": "10m", "repeat_interval": "1h"}), RUN, start=0.0)
+    statuses = [t.status for now in (600.0, 1800.0, 4200.0) for t in stalled.check_stalled(now) or ()]
+    assert statuses == [FIRING, FIRING]  # at 10 min, and an hour later
+
+
+def test_no_repeat_without_repeat_interval():
+    spec = {"name": "r", "metric": "loss", "condition": "> 10", "repeat_interval": None}
+    assert feed([spec], [50] * 10, interval=86400.0) == [(0, "r", FIRING)]
