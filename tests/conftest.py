@@ -73,3 +73,39 @@ def spawn(tmp_path, store_dir):
     start, started = spawner(tmp_path, store_dir)
     yield start
     stop_children(started)
+
+
+POSTGRES_URL = os.environ.get("ALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request, tmp_path):
+    """A fresh :class:`Store` on each backend: SQLite in a temp folder, and PostgreSQL (the machine's
+    ``test`` database) in a schema of its own, dropped afterwards. Unreachable PostgreSQL is a skip
+    on a developer's machine and a failure in CI."""
+    from sqlalchemy import create_engine, text
+
+    from alerts.store.db import Store
+
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
+        yield store
+        store.dispose()
+        return
+    import uuid
+
+    schema = f"alerts_test_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise  # CI has PostgreSQL: not reaching it is a failure, not a skip
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    store = Store(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    yield store
+    store.dispose()
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Protocol
+
+
+def format_value(value: Optional[float]) -> str:
+    """A metric value as messages show it: 6 significant digits, ``nan``/``inf`` as such, ``-`` for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.6g}"
 
 
 @dataclass(frozen=True)

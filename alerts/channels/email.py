@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import concurrent.futures.thread  # now, not lazily at exit, when Python refuses the import's atexit hook
 import html
-import math
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -20,7 +19,7 @@ from typing import Optional
 
 import aiosmtplib
 
-from alerts.channels.base import DeliveryError, Notification
+from alerts.channels.base import DeliveryError, Notification, format_value
 from alerts.settings import Settings
 
 SHOWN_IN_GROUP = 20
@@ -32,14 +31,6 @@ def header_safe(text: str, limit: int = 200) -> str:
     for breaker in ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"):
         flat = flat.replace(breaker, " ")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _value(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    return f"{value:.6g}"
 
 
 def subject_of(group: list[Notification]) -> str:
@@ -62,7 +53,7 @@ def build_email(group: list[Notification], sender: str, to: list[str]) -> EmailM
         status = "RESOLVED " if n.status == "resolved" else ""
         details = [f"run {n.run_name} ({n.run_id}) in {n.project}"]
         if n.metric is not None:
-            details.append(f"{n.metric} = {_value(n.value)}")
+            details.append(f"{n.metric} = {format_value(n.value)}")
         if n.step is not None:
             details.append(f"step {n.step}")
         plain.append(f"[{n.level}] {status}{n.title}\n{n.text}\n{'; '.join(details)}\n")

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from alerts.channels.base import DeliveryError, Notification
+from alerts.channels.base import DeliveryError, Notification, format_value
 
 HEADER_MAX = 150  # plain_text in a header block
 SECTION_MAX = 3000  # mrkdwn text in a section
@@ -49,14 +49,6 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _value(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    return f"{value:.6g}"
-
-
 def _tone(n: Notification) -> str:
     return "resolved" if n.status == "resolved" else n.level
 
@@ -80,7 +72,7 @@ def build_message(group: list[Notification], server_url: Optional[str] = None) -
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(first.text), SECTION_MAX)}})
         fields = [("Run", first.run_name), ("Project", first.project)]
         if first.metric is not None:
-            fields += [("Metric", first.metric), ("Value", _value(first.value))]
+            fields += [("Metric", first.metric), ("Value", format_value(first.value))]
         if first.step is not None:
             fields.append(("Step", first.step))
         blocks.append({"type": "section", "fields": [
@@ -88,7 +80,7 @@ def build_message(group: list[Notification], server_url: Optional[str] = None) -
     else:
         lines = []
         for n in group[:SHOWN_IN_GROUP]:
-            detail = f" ({escape(n.metric)} = {_value(n.value)})" if n.metric is not None else ""
+            detail = f" ({escape(n.metric)} = {format_value(n.value)})" if n.metric is not None else ""
             lines.append(f"{ICONS[_tone(n)]} *{escape(clip(_headline(n), 200))}* in {escape(n.run_name)}{detail}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip("\n".join(lines), SECTION_MAX)}})
         if len(group) > SHOWN_IN_GROUP:

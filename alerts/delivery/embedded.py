@@ -19,7 +19,7 @@ logger = logging.getLogger("alerts")
 
 _lock = threading.Lock()
 _channel_sets: dict[str, Optional[ChannelSet]] = {}
-_relays: dict[str, "Relay"] = {}  # noqa: F821 - imported when the first relay starts
+_relays: dict = {}  # store URL -> Relay (its module is imported when the first relay starts)
 
 
 def channels_for(settings: Settings) -> Optional[ChannelSet]:

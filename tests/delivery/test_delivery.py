@@ -238,9 +238,9 @@ def test_a_storm_is_paced_and_folded_without_a_single_429(tmp_path, monkeypatch,
 
 def test_the_tutorials_alert_script_sends_one_slack_message_and_one_email(tmp_path, slack, fake_smtp):
     folder = tmp_path / "channels"
-    channel_file(folder, body=f"""\
+    channel_file(folder, body="""\
       - type: slack
-        webhook_url: ${{ALICE_HOOK}}
+        webhook_url: ${ALICE_HOOK}
       - type: email
         to: alice@example.com
     """)

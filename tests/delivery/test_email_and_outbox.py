@@ -17,8 +17,8 @@ from alerts.channels.email import build_email, header_safe
 from alerts.clock import FakeClock
 from alerts.delivery import outbox
 from alerts.settings import load_settings
-from alerts.store.db import Batch, Store, open_store
-from delivery.test_delivery import channel_file, make_relay, states
+from alerts.store.db import Batch, open_store
+from delivery.test_delivery import channel_file, make_relay
 from fakes.slack import FakeSlack
 
 
@@ -118,24 +118,9 @@ def delivery(i: int, now: float) -> dict:
             "payload": "{}", "state": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def contract_store(request, tmp_path):
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'o.db'}")
-        yield store
-        store.dispose()
-        return
-    from store.test_store_contract import POSTGRES_URL, _postgres_schema_url
-    from sqlalchemy import create_engine, text
-
-    url, schema = _postgres_schema_url()
-    store = Store(url)
-    yield store
-    store.dispose()
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+@pytest.fixture
+def contract_store(store_backend):
+    return store_backend
 
 
 def test_two_relays_never_claim_the_same_row_and_a_dead_lease_is_reclaimed(contract_store):

@@ -4,48 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from alerts.store import jsoncodec
 from alerts.sdk.worker import history_chunks
 from alerts.store.db import Batch, Store
 
-POSTGRES_URL = os.environ.get("ALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_schema_url():
-    """A fresh schema per test session in the ``test`` database, so tests never see old tables."""
-    try:
-        engine = create_engine(POSTGRES_URL)
-        schema = f"alerts_test_{uuid.uuid4().hex[:8]}"
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-        engine.dispose()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            raise  # CI has PostgreSQL: not reaching it is a failure, not a skip
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", schema
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
-        yield store
-        store.dispose()
-        return
-    url, schema = _postgres_schema_url()
-    store = Store(url)
-    yield store
-    store.dispose()
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+@pytest.fixture
+def store(store_backend):
+    return store_backend
 
 
 def new_run(run_id: str, project: str = "p", created: float = 1.0) -> dict:
@@ -102,6 +70,8 @@ def test_a_database_password_never_reaches_the_log(caplog):
     """The writer reports failed writes with the URL, password masked; Settings hides it too."""
     from alerts.sdk.worker import Writer
     from alerts.settings import load_settings
+
+    from conftest import POSTGRES_URL
 
     url = POSTGRES_URL.replace("postgres@", "postgres:hunter2-SECRET@")
     try:
