@@ -311,6 +311,25 @@ class RunRules:
         self.last_data_at, self.last_step = previous.last_data_at, previous.last_step
         self._stalled_firing = any(s.phase == FIRING for s in self._stalled_states.values())
 
+    def restore_firing(self, firing: Iterable[tuple[str, Optional[str], float]]) -> None:
+        """Continue series that were firing when the run's last process ended: ``(rule, metric, when
+        it last notified)``. A resumed run whose metric is still bad does not notify again before
+        its ``repeat_interval``, and one that recovered resolves (the notification log, Alertmanager
+        style, so that a restart does not re-send)."""
+        for rule_name, metric, notified_at in firing:
+            if metric is None:
+                state = self._stalled_states.get(rule_name)
+                if state is not None:
+                    state.phase, state.fired_at = FIRING, notified_at
+                    self._stalled_firing = True
+                continue
+            entries = self._cache.get(metric)
+            if entries is None:
+                entries = self._cache[metric] = self._resolve(metric)
+            for series in entries:
+                if series.rule.name == rule_name:
+                    series.state.phase, series.state.fired_at = FIRING, notified_at
+
     def _resolve(self, metric: str) -> tuple:
         if metric.startswith("_"):
             return ()

@@ -128,7 +128,10 @@ def _apply_rules(run: Run, settings: Settings) -> None:
     """Load ``ALERTS_RULES`` (once per process) and evaluate it on this run; the writer's tick then
     runs the stalled rules and picks up ``alerts rules reload``."""
     active = active_rules(settings.rules, settings.dir)
-    run.use_rules(_run_rules(active, run, None), active.ruleset)
+    rules = _run_rules(active, run, None)
+    if rules is not None and run._resumed:
+        rules.restore_firing(run._writer.store.firing_rule_alerts(run.id))
+    run.use_rules(rules, active.ruleset)
 
     writer = run._writer
     # The first check waits a full interval: never in the first moments of a run, nor in the exit
@@ -201,6 +204,7 @@ def _start_embedded(settings: Settings, *, project: str, name: Optional[str], co
         merged_config = {**jsoncodec.loads(existing.config), **config}
         run = Run(id=existing.id, name=name or existing.name, config=merged_config,
                   summary=jsoncodec.loads(existing.summary), start_step=existing.last_step + 1, **common)
+        run._resumed = True
         writer.append((RUN_UPDATE, run.id, {
             "state": "running", "config": merged_config, "updated_at": now, "heartbeat_at": now,
             "finished_at": None, "exit_code": None, "error_type": None, "error_text": None,

@@ -117,6 +117,7 @@ class Run:
         self._throttle = AlertThrottle()
         self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
         self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
+        self._resumed = False  # init(resume=...) continued an earlier run
         self._rule_templates: Any = None
         self.config = Config(config, on_change=self._config_changed)
         self.summary = Summary(summary, on_change=self._summary_changed)

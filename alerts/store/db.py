@@ -210,6 +210,16 @@ class Store:
             query = select(AlertRecord).where(AlertRecord.run_id == run_id).order_by(AlertRecord.id)
             return list(session.exec(query).all())
 
+    def firing_rule_alerts(self, run_id: str) -> list[tuple[str, Optional[str], float]]:
+        """``(rule, metric, created_at)`` of the rule series of a run whose last alert says firing."""
+        query = (select(AlertRecord.rule, AlertRecord.metric, AlertRecord.status, AlertRecord.created_at)
+                 .where(AlertRecord.run_id == run_id, AlertRecord.source == "rule").order_by(AlertRecord.id))
+        last: dict[tuple, tuple] = {}
+        with self.engine.connect() as conn:
+            for rule, metric, status, created_at in conn.execute(query).all():
+                last[(rule, metric)] = (status, created_at)
+        return [(rule, metric, at) for (rule, metric), (status, at) in last.items() if status == "firing"]
+
     def media_of(self, run_id: str) -> list[MediaRecord]:
         with Session(self.engine) as session:
             query = select(MediaRecord).where(MediaRecord.run_id == run_id).order_by(MediaRecord.id)

@@ -134,3 +134,16 @@ def test_explicit_and_rule_alerts_in_one_batch_are_both_stored(rules_dir):
     assert [(a["source"], a["title"].split(":")[0]) for a in stored.alerts()] == [
         ("alert", "manual"), ("rule", "loss-nan"), ("alert", "manual 2")]
     assert stored.state == "finished"
+
+
+def test_a_resumed_run_does_not_renotify_a_series_still_firing(rules_dir):
+    """The alert log serves as Alertmanager's notification log: a restart does not re-send."""
+    (rules_dir / "r.yaml").write_text(NAN_RULE)
+    run = wandb.init(project="p", id="resume-nan")
+    wandb.log({"loss": math.nan})
+    wandb.finish()
+    wandb.init(project="p", id="resume-nan", resume="allow")
+    wandb.log({"loss": math.nan})  # still bad after the restart: no second notification
+    wandb.log({"loss": 1.0})  # recovered: resolved, once
+    wandb.finish()
+    assert [(a[1], a[3]) for a in rule_alerts(run)] == [("firing", 0), ("resolved", 2)]
