@@ -18,8 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerts.rules.durations import format_duration, parse_duration
 
-LEVELS = ("INFO", "WARN", "ERROR")
-RUN_STATES = ("finished", "failed", "killed", "preempted", "crashed")
 
 
 class Strict(BaseModel):

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 from sqlalchemy import event, func, insert, update
 from sqlalchemy.engine import Engine
@@ -94,17 +94,6 @@ class Store:
         self.engine.dispose()
 
     # -- writes ---------------------------------------------------------------------------------
-
-    def insert_run(self, record: RunRecord) -> None:
-        """Insert a new run at once (``init()`` wants it visible to other processes right away)."""
-        with Session(self.engine) as session:
-            session.add(record)
-            session.commit()
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Update columns of one run in its own transaction."""
-        with self.engine.begin() as conn:
-            conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
 
     def write_batch(self, batch: Batch) -> None:
         """Commit a batch in one transaction: run inserts first, then rows, then run updates."""
@@ -245,8 +234,3 @@ def forget_stores() -> None:
         for store in _stores.values():
             store.dispose()
         _stores.clear()
-
-
-def iter_records(records: Iterable[Any]) -> list[dict]:
-    """Records as plain dicts (for ``--json`` output)."""
-    return [record.model_dump() for record in records]

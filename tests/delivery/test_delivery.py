@@ -41,16 +41,21 @@ def slack(clock):
         yield fake
 
 
-@pytest.fixture
-def setup(tmp_path, monkeypatch, slack, clock):
-    """Alice's channels: a webhook on the fake Slack. The logging process does not relay (we do)."""
+def use_webhook(tmp_path, monkeypatch, clock, webhook_url):
+    """Alice's channels: one webhook. The logging process does not relay (the test does), on ``clock``."""
     folder = tmp_path / "channels"
-    channel_file(folder, body=f"  - type: slack\n    webhook_url: {slack.webhook_url('alice-hook')}\n")
+    channel_file(folder, body=f"  - type: slack\n    webhook_url: {webhook_url}\n")
     monkeypatch.setenv("ALERTS_CHANNELS", str(folder))
     monkeypatch.setenv("ALERTS_SLACK_WEBHOOK_HOSTS", "127.0.0.1")
     monkeypatch.setenv("ALERTS_RELAY", "0")
     monkeypatch.setattr("alerts.clock.now", clock)
     return folder
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch, slack, clock):
+    """Alice's channels: a webhook on the fake Slack."""
+    return use_webhook(tmp_path, monkeypatch, clock, slack.webhook_url("alice-hook"))
 
 
 def make_relay(clock, group_interval=30.0):
@@ -207,12 +212,7 @@ def test_a_storm_is_paced_and_folded_without_a_single_429(tmp_path, monkeypatch,
     """10,000 alert() calls with 100 titles: the throttle keeps 100, grouping folds them into a few
     messages, the pacing keeps under Slack's 1 message/s (the fake enforces it), all accounted for."""
     with FakeSlack(clock=clock, rate_limit_per_channel=1.0, burst=1) as slack:
-        folder = tmp_path / "channels"
-        channel_file(folder, body=f"  - type: slack\n    webhook_url: {slack.webhook_url('storm')}\n")
-        monkeypatch.setenv("ALERTS_CHANNELS", str(folder))
-        monkeypatch.setenv("ALERTS_SLACK_WEBHOOK_HOSTS", "127.0.0.1")
-        monkeypatch.setenv("ALERTS_RELAY", "0")
-        monkeypatch.setattr("alerts.clock.now", clock)
+        use_webhook(tmp_path, monkeypatch, clock, slack.webhook_url("storm"))
         run = wandb.init(project="sweep")
         relay = make_relay(clock, group_interval=10.0)
         for i in range(10_000):
