@@ -6,9 +6,12 @@ import getpass
 import os
 from pathlib import Path
 from typing import Optional
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alerts import logredact
 
 
 def _default_user() -> str:
@@ -51,6 +54,14 @@ class Settings(BaseSettings):
     # How often the background writer commits queued points: what a kill -9 can lose at most.
     flush_interval: float = Field(default=0.2, gt=0, le=5)
 
+    def model_post_init(self, context) -> None:
+        """Register this process's secrets with the log redaction, so no log line prints them."""
+        logredact.install()
+        logredact.register(*(s.get_secret_value() for s in (self.slack_bot_token, self.smtp_password, self.api_key)
+                             if s is not None))
+        if self.database_url is not None:
+            logredact.register(*_url_password(self.database_url.get_secret_value()))
+
     def resolved_database_url(self) -> str:
         """The database URL: ``DATABASE_URL`` if set, else ``sqlite:///DIR/alerts.db``."""
         if self.database_url:
@@ -60,6 +71,15 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         """Where media files (tables, images) are written, beside the database."""
         return self.dir / "media"
+
+
+def _url_password(url: str) -> tuple[str, ...]:
+    """The password in a URL, as written and percent-decoded (either may turn up in a message)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ()
+    return (password, unquote(password)) if password else ()
 
 
 def load_settings(**overrides) -> Settings:

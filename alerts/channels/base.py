@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from alerts.logredact import redact
+
 
 def format_value(value: Optional[float]) -> str:
     """A metric value as messages show it: 6 significant digits, ``nan``/``inf`` as such, ``-`` for none."""
@@ -44,11 +46,12 @@ class DeliveryError(Exception):
     """A send failed. ``recoverable`` says whether to retry; ``retry_after`` how long to wait (s).
 
     Every library error (slack_sdk's, aiosmtplib's, the network's) is translated into this in the
-    channel modules, and only there: the relay sees nothing else.
+    channel modules, and only there: the relay sees nothing else. The message is what the outbox
+    records (``last_error``) and ``alerts deliveries`` prints, so known secrets are masked in it.
     """
 
     def __init__(self, message: str, recoverable: bool, retry_after: Optional[float] = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.recoverable = recoverable
         self.retry_after = retry_after
 

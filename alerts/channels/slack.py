@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from alerts import logredact
 from alerts.channels.base import DeliveryError, Notification, format_value
 
 HEADER_MAX = 150  # plain_text in a header block
@@ -114,8 +115,10 @@ class SlackWebhook:
     """Sends to an incoming webhook. The URL is a secret: it is never put in an error or a log."""
 
     def __init__(self, url: str, timeout: float = 10.0, server_url: Optional[str] = None) -> None:
+        logredact.register(url)  # slack_sdk logs the URL of every request at DEBUG
         # No retry handlers: the outbox decides about retries, durably.
-        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[])
+        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[],
+                                     logger=logredact.guarded_logger(logredact.SLACK_WEBHOOK_LOGGER))
         self._server_url = server_url
 
     def send_group(self, notifications: list[Notification]) -> Optional[str]:
@@ -140,7 +143,9 @@ class SlackApi:
 
     def __init__(self, token: str, channel: str, base_url: str = "https://slack.com/api/",
                  timeout: float = 10.0, server_url: Optional[str] = None) -> None:
-        self._client = WebClient(token=token, base_url=base_url, timeout=int(math.ceil(timeout)), retry_handlers=[])
+        logredact.register(token)
+        self._client = WebClient(token=token, base_url=base_url, timeout=int(math.ceil(timeout)), retry_handlers=[],
+                                 logger=logredact.guarded_logger(logredact.SLACK_WEB_LOGGER))
         self._channel = channel
         self._server_url = server_url
 
