@@ -43,8 +43,12 @@ class Settings(BaseSettings):
     smtp_port: int = 25
     smtp_username: Optional[str] = None
     smtp_password: Optional[SecretStr] = None
-    smtp_starttls: bool = False
+    # Unset (the default): upgrade with STARTTLS whenever the server offers it; true: require it;
+    # false: never (then a username and password need smtp_allow_plaintext_auth).
+    smtp_starttls: Optional[bool] = None
     smtp_ssl: bool = False
+    # The SMTP username and password cross only an encrypted connection, unless this is true.
+    smtp_allow_plaintext_auth: bool = False
     smtp_from: str = "alerts@localhost"
     smtp_ca_file: Optional[str] = Field(default=None, description="CA bundle to verify the SMTP server's TLS certificate")
     server_url: Optional[str] = Field(default=None, description="Public URL of the web page, for links in messages")

@@ -1,7 +1,13 @@
 """Email through aiosmtplib: one multipart (plain text and HTML) message per notification group.
 
-STARTTLS or implicit TLS and AUTH come from the settings (``ALERTS_SMTP_*``). Header values are
-built from user text with every CR and LF removed, so a title cannot add a header (``Bcc:``).
+TLS and AUTH come from the settings (``ALERTS_SMTP_*``): implicit TLS with ``SSL``; otherwise the
+connection is upgraded with STARTTLS whenever the server offers it (``STARTTLS=true`` requires it,
+``false`` never tries). The username and password cross only an encrypted connection: over a plain
+one the send is refused (a permanent error saying why) unless ``ALLOW_PLAINTEXT_AUTH=true``, loopback
+included (a local relay that wants a password can offer STARTTLS, or be allowed explicitly). The
+server's certificate is verified whenever a password crosses it or TLS was asked for.
+Header values are built from user text with every CR and LF removed, so a title cannot add a header
+(``Bcc:``).
 SMTP's own answers decide retries: 4xx (mailbox busy, greylisting) and a server that cannot be reached
 retry; 5xx (no such user, authentication refused) do not.
 """
@@ -89,10 +95,16 @@ class EmailSender:
         self._to = to
         self._timeout = timeout
 
-    def _tls_context(self) -> Optional[ssl.SSLContext]:
-        if not (self._settings.smtp_starttls or self._settings.smtp_ssl):
-            return None
-        return ssl.create_default_context(cafile=self._settings.smtp_ca_file or None)
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verifying (against ALERTS_SMTP_CA_FILE when set) whenever it matters: a password will cross
+        it, or TLS was asked for. Otherwise the upgrade is opportunistic, as between mail servers: a
+        relay with a self-signed certificate still gets an encrypted connection, not a refusal."""
+        s = self._settings
+        context = ssl.create_default_context(cafile=s.smtp_ca_file or None)
+        if not (s.smtp_username or s.smtp_ssl or s.smtp_starttls):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
 
     def send_group(self, notifications: list[Notification]) -> Optional[str]:
         message = build_email(notifications, self._settings.smtp_from, self._to)
@@ -112,12 +124,47 @@ class EmailSender:
 
     async def _send(self, message: EmailMessage) -> None:
         s = self._settings
-        password = s.smtp_password.get_secret_value() if s.smtp_password else None
-        await aiosmtplib.send(
-            message, hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username, password=password,
-            use_tls=s.smtp_ssl, start_tls=bool(s.smtp_starttls) and not s.smtp_ssl,
-            tls_context=self._tls_context(), timeout=self._timeout,
-        )
+        refusal = plaintext_auth_refusal(s)
+        if refusal and s.smtp_starttls is False:
+            raise DeliveryError(refusal, recoverable=False)  # known before connecting
+        # STARTTLS is done here rather than by aiosmtplib, so that we know whether it happened.
+        client = aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, use_tls=s.smtp_ssl, start_tls=False,
+                                 tls_context=self._tls_context(), timeout=self._timeout)
+        async with client:
+            await _greet(client)
+            if not s.smtp_ssl and s.smtp_starttls is not False:
+                if client.supports_extension("starttls"):
+                    await client.starttls()
+                elif s.smtp_starttls:
+                    raise DeliveryError(f"{s.smtp_host}:{s.smtp_port} does not offer STARTTLS, which "
+                                        "ALERTS_SMTP_STARTTLS=true requires", recoverable=False)
+            encrypted = client.get_transport_info("sslcontext") is not None
+            if refusal and not encrypted:
+                raise DeliveryError(refusal, recoverable=False)  # before AUTH: the password never leaves
+            if s.smtp_username:
+                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+                await client.login(s.smtp_username, password)
+            await client.send_message(message)
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO for a server that knows no ESMTP (it offers neither STARTTLS nor AUTH then)."""
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        await client.helo()
+
+
+def plaintext_auth_refusal(settings: Settings) -> Optional[str]:
+    """Why the username and password may not cross a plain connection under ``settings``, or None
+    when they may (no username, implicit TLS, or ALERTS_SMTP_ALLOW_PLAINTEXT_AUTH=true)."""
+    if not settings.smtp_username or settings.smtp_ssl or settings.smtp_allow_plaintext_auth:
+        return None
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    why = ("ALERTS_SMTP_STARTTLS=false" if settings.smtp_starttls is False
+           else f"{where} does not offer STARTTLS")
+    return (f"refused to send the SMTP username and password unencrypted ({why}): use a server with "
+            "STARTTLS or ALERTS_SMTP_SSL=true, or set ALERTS_SMTP_ALLOW_PLAINTEXT_AUTH=true to allow it")
 
 
 def translate_smtp_error(exc: BaseException) -> DeliveryError:
@@ -127,6 +174,9 @@ def translate_smtp_error(exc: BaseException) -> DeliveryError:
         temporary = all(400 <= code < 500 for code in codes)
         detail = ", ".join(f"{getattr(e, 'recipient', '?')}: {getattr(e, 'code', '?')}" for e in exc.recipients)
         return DeliveryError(f"recipients refused ({detail})", recoverable=temporary)
+    if isinstance(exc, ssl.SSLCertVerificationError):  # an OSError, but retrying will not fix it
+        return DeliveryError(f"the SMTP server's TLS certificate is not trusted ({exc.verify_message}): set "
+                             "ALERTS_SMTP_CA_FILE to the CA that issued it", recoverable=False)
     if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected,
                         aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError, ConnectionError, OSError)):
         return DeliveryError(f"SMTP server not reached: {type(exc).__name__}", recoverable=True)

@@ -27,6 +27,9 @@ from conftest import POSTGRES_URL
 from delivery.test_delivery import channel_file
 from fakes.slack import FakeSlack
 
+# The careless servers below take AUTH without TLS on purpose; aiosmtpd warns about just that.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+
 BOT_TOKEN = "xoxb-1234567890-0987654321-SeCrEtBoTtOkEn"
 SMTP_PASSWORD = "smtp-Pa55-SeCrEt-word"
 DB_PASSWORD = "db-Pa55-SeCrEt-word"
@@ -143,3 +146,126 @@ def test_our_own_log_lines_and_tracebacks_are_masked(caplog):
     assert "sending with password <redacted> failed" in text and "RuntimeError: could not post to" in text
     assert leaked(text, [hook]) == []
     assert logredact.redact("postgresql://u:hunter22@db/x") == "postgresql://u:<redacted>@db/x"
+
+
+# -- the SMTP password crosses only an encrypted connection ------------------------------------------
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=1_800_000_000.0)
+
+
+def mail_to_alice(tmp_path, monkeypatch, clock, smtp, trust=True, **settings):
+    """Alice's channels: one mailbox on ``smtp``, with its username and password if it has them, its CA
+    if ``trust``, and ``settings``; ALERTS_SMTP_STARTTLS is left at its default unless given. The test
+    relays on ``clock``."""
+    folder = tmp_path / "channels"
+    channel_file(folder, body="  - type: email\n    to: alice@example.com\n")
+    env = {"ALERTS_CHANNELS": str(folder), "ALERTS_RELAY": "0", "ALERTS_SMTP_HOST": smtp.host,
+           "ALERTS_SMTP_PORT": str(smtp.port), **settings}
+    if smtp.username:
+        env.update(ALERTS_SMTP_USERNAME=smtp.username, ALERTS_SMTP_PASSWORD=smtp.password)
+    if smtp.ca_path and trust:
+        env["ALERTS_SMTP_CA_FILE"] = smtp.ca_path
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("alerts.clock.now", clock)
+
+
+def alert_and_relay(clock):
+    """One alert from a run, relayed once; the outbox row it became."""
+    import alerts as wandb
+    from delivery.test_delivery import make_relay
+
+    wandb.init(project="vision")
+    wandb.alert(title="Loss is NaN", text="x", level="ERROR")
+    wandb.finish()
+    make_relay(clock).run_once()
+    (row,) = outbox.listing(open_store(load_settings().resolved_database_url()))
+    return row
+
+
+def test_by_default_the_password_goes_over_starttls_when_the_server_offers_it(tmp_path, monkeypatch, clock):
+    from fakes.smtp import AuthCommand, FakeSMTP
+
+    # A careless server: it offers STARTTLS but would also take the password in plain text.
+    with FakeSMTP(tls="starttls", auth_require_tls=False) as smtp:
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp)
+        assert alert_and_relay(clock).state == "sent"
+        assert smtp.auth_commands == [AuthCommand("PLAIN", tls=True)]
+        (mail,) = smtp.messages
+        assert mail.tls and mail.username == smtp.username
+
+
+def test_no_starttls_on_offer_refuses_to_send_the_password_and_says_why(tmp_path, monkeypatch, clock, capsys):
+    from fakes.smtp import FakeSMTP
+
+    # A server that offers no STARTTLS and takes AUTH in plain text: anyone on the path reads the password.
+    with FakeSMTP(tls="none", auth_require_tls=False) as smtp:
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp)
+        row = alert_and_relay(clock)
+        assert row.state == "dead"  # not retried: it fails the same way until the configuration changes
+        assert row.last_error == (
+            f"refused to send the SMTP username and password unencrypted ({smtp.host}:{smtp.port} does not "
+            "offer STARTTLS): use a server with STARTTLS or ALERTS_SMTP_SSL=true, or set "
+            "ALERTS_SMTP_ALLOW_PLAINTEXT_AUTH=true to allow it")
+        assert cli.main(["notify", "test", "--user", "alice"]) == 1
+        out = capsys.readouterr().out
+        assert out.startswith("FAILED  alice: email alice@example.com: refused to send the SMTP username and "
+                              "password unencrypted") and "would be retried" not in out
+        assert smtp.auth_commands == [] and smtp.messages == []  # no AUTH ever reached the server
+
+
+def test_starttls_false_with_a_password_is_refused_before_connecting(tmp_path, monkeypatch, clock):
+    from fakes.smtp import FakeSMTP
+
+    with FakeSMTP(tls="starttls", auth_require_tls=False) as smtp:
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp, ALERTS_SMTP_STARTTLS="false")
+        row = alert_and_relay(clock)
+        assert row.state == "dead" and "unencrypted (ALERTS_SMTP_STARTTLS=false)" in row.last_error
+        assert smtp.auth_commands == [] and smtp.messages == []
+
+
+def test_allowing_plaintext_auth_explicitly_sends(tmp_path, monkeypatch, clock):
+    from fakes.smtp import AuthCommand, FakeSMTP
+
+    with FakeSMTP(tls="none", auth_require_tls=False) as smtp:
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp, ALERTS_SMTP_ALLOW_PLAINTEXT_AUTH="true")
+        assert alert_and_relay(clock).state == "sent"
+        assert smtp.auth_commands == [AuthCommand("PLAIN", tls=False)]
+        assert [m.username for m in smtp.messages] == [smtp.username]
+
+
+def test_starttls_required_but_not_offered_is_dead_with_the_reason(tmp_path, monkeypatch, clock):
+    from fakes.smtp import FakeSMTP
+
+    with FakeSMTP(tls="none", username=None) as smtp:  # no password involved: STARTTLS itself is required
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp, ALERTS_SMTP_STARTTLS="true")
+        row = alert_and_relay(clock)
+        assert row.state == "dead"
+        assert row.last_error == f"{smtp.host}:{smtp.port} does not offer STARTTLS, which ALERTS_SMTP_STARTTLS=true requires"
+        assert smtp.messages == []
+
+
+def test_a_password_never_goes_to_a_server_whose_certificate_is_not_trusted(tmp_path, monkeypatch, clock):
+    from fakes.smtp import FakeSMTP
+
+    with FakeSMTP(tls="starttls") as smtp:  # its CA is not given: whoever answers could be in the middle
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp, trust=False)
+        row = alert_and_relay(clock)
+        assert row.state == "dead" and row.last_error.startswith(
+            "the SMTP server's TLS certificate is not trusted (") and "ALERTS_SMTP_CA_FILE" in row.last_error
+        assert smtp.auth_commands == [] and smtp.messages == []
+
+
+def test_without_a_password_a_self_signed_relay_still_gets_an_encrypted_connection(tmp_path, monkeypatch, clock):
+    from fakes.smtp import FakeSMTP
+
+    # A local relay with a self-signed certificate and no AUTH (a stock postfix): nothing secret crosses,
+    # so the upgrade is opportunistic, as between mail servers, rather than a refusal.
+    with FakeSMTP(tls="starttls", username=None) as smtp:
+        mail_to_alice(tmp_path, monkeypatch, clock, smtp, trust=False)
+        assert alert_and_relay(clock).state == "sent"
+        (mail,) = smtp.messages
+        assert mail.tls and mail.username is None

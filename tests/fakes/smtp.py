@@ -6,7 +6,10 @@ What it does, like a mail submission server would:
   (``tls="none"``), with a certificate issued at start by a throw-away CA (``trustme``), written to a
   temporary folder: clients verify with :attr:`FakeSMTP.ca_path` (or :meth:`client_tls_context`);
 * AUTH PLAIN / LOGIN against one ``username`` / ``password``; AUTH is offered only over TLS, and
-  MAIL without AUTH answers ``530 5.7.0 Authentication required`` (when a username is configured);
+  MAIL without AUTH answers ``530 5.7.0 Authentication required`` (when a username is configured).
+  ``auth_require_tls=False`` makes a careless server that also takes AUTH in plain text (with or
+  without offering STARTTLS); :attr:`FakeSMTP.auth_commands` records every AUTH command that arrived,
+  and whether the session was encrypted then, whatever the answer: where credentials went;
 * per-recipient answers at RCPT: ``temp_fail`` addresses answer 450 (mailbox busy), ``perm_fail``
   ones 550 (no such user); :meth:`set_recipient_answer` for any other; :meth:`fail_next` injects an
   answer at MAIL / RCPT / DATA;
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import functools
 import shutil
 import ssl
 import tempfile
@@ -72,6 +76,14 @@ class AuthAttempt:
 
 
 @dataclass
+class AuthCommand:
+    """An AUTH command as it arrived (before any answer): the mechanism and whether it was encrypted."""
+
+    mechanism: str
+    tls: bool
+
+
+@dataclass
 class _Injected:
     command: str
     answer: str
@@ -97,8 +109,16 @@ class _SMTP(SMTP):
     (``auth_require_tls``); marking the TLS transport as the session's TLS layer fixes that.
     """
 
+    on_auth = None  # set by the controller: called with each AUTH command, before it is answered
+
     def _create_session(self) -> Session:
         return _Session(self.loop)
+
+    @functools.wraps(SMTP.smtp_AUTH)  # keeps aiosmtpd's syntax attributes (HELP, EHLO)
+    async def smtp_AUTH(self, arg: str) -> None:
+        if self.on_auth is not None:
+            self.on_auth(AuthCommand(arg.split(" ", 1)[0].upper(), self._tls_protocol is not None))
+        return await super().smtp_AUTH(arg)
 
     def connection_made(self, transport) -> None:
         starttls_upgrade = self._original_transport is not None
@@ -111,12 +131,14 @@ class _SMTP(SMTP):
 class _Controller(Controller):
     """aiosmtpd's Controller, able to bind port 0 and keeping track of the live connections."""
 
-    def __init__(self, *args, on_protocol, **kwargs):
+    def __init__(self, *args, on_protocol, on_auth, **kwargs):
         self._on_protocol = on_protocol
+        self._on_auth = on_auth
         super().__init__(*args, **kwargs)
 
     def factory(self):
         smtp = _SMTP(self.handler, **self.SMTP_kwargs)
+        smtp.on_auth = self._on_auth
         self._on_protocol(smtp)
         return smtp
 
@@ -216,7 +238,8 @@ class FakeSMTP:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._messages: list[ReceivedMail] = []
-        self.auth_attempts: list[AuthAttempt] = []
+        self.auth_attempts: list[AuthAttempt] = []  # what the authenticator judged (accepted mechanisms)
+        self.auth_commands: list[AuthCommand] = []  # every AUTH command received, answered or refused
         self._answers: dict[str, str] = {}
         self._injected: list[_Injected] = []
         self._delay_seconds = 0.0
@@ -374,6 +397,7 @@ class FakeSMTP:
         with self._lock:
             self._messages.clear()
             self.auth_attempts.clear()
+            self.auth_commands.clear()
 
     # ------------------------------------------------------------------ internals
 
@@ -413,7 +437,7 @@ class FakeSMTP:
         controller = _Controller(
             _Handler(self), hostname=self.host, port=self.port,
             ssl_context=self._server_ctx if self.tls == "implicit" else None,
-            on_protocol=self._protocols.add, **smtp_kwargs,
+            on_protocol=self._protocols.add, on_auth=self._record_auth, **smtp_kwargs,
         )
         controller.start()
         self.port = controller.port
@@ -428,6 +452,10 @@ class FakeSMTP:
         with self._lock:
             self.auth_attempts.append(AuthAttempt(mechanism, login, ok, self._is_tls(server)))
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+    def _record_auth(self, command: AuthCommand) -> None:
+        with self._lock:
+            self.auth_commands.append(command)
 
     def _is_tls(self, server: SMTP) -> bool:
         return getattr(server, "_tls_protocol", None) is not None
