@@ -24,9 +24,10 @@ MASK = "<redacted>"
 
 #: Loggers whose records may carry a secret. slack_sdk logs every request URL (a webhook URL is the
 #: secret itself) at DEBUG, on these per-module loggers, which our Slack clients are also given.
+#: aiosmtplib logs nothing, and slack_sdk sends through urllib (no urllib3 or httpx logger).
 SLACK_WEBHOOK_LOGGER = "slack_sdk.webhook.client"
 SLACK_WEB_LOGGER = "slack_sdk.web.base_client"
-GUARDED_LOGGERS = ("alerts", SLACK_WEBHOOK_LOGGER, SLACK_WEB_LOGGER, "slack_sdk", "aiosmtplib")
+GUARDED_LOGGERS = ("alerts", SLACK_WEBHOOK_LOGGER, SLACK_WEB_LOGGER)
 
 _PATTERNS = (
     # A Slack incoming webhook: /services/<team>/<bot>/<secret>, on any host (a relay, a test server).
