@@ -3,6 +3,11 @@
 Shared by the rule files and the channel files: read a file keeping its node tree (for line numbers),
 refuse duplicate keys (PyYAML silently keeps the last one), and turn a pydantic ``ValidationError``
 into ``file:line: field: problem`` messages.
+
+A file is read with bounds, so that no file can stall or crash the process reading it (a training
+run's ``init()`` among them): an alias may not refer to a node that contains it, aliases may add at
+most :data:`ALIAS_BUDGET` nodes to a file once expanded (a 480-byte "billion laughs" file expands to
+10^9), and nesting is at most :data:`MAX_DEPTH` levels deep (PyYAML composes recursively).
 """
 
 from __future__ import annotations
@@ -12,6 +17,64 @@ from typing import Any, Callable, Optional, Sequence
 
 import yaml
 from pydantic import ValidationError
+
+# How many nodes aliases (``*name``) may add to one file, each alias counting every node of what it
+# refers to. Anchors for shared defaults (``<<: *defaults`` in every rule) stay far below it.
+ALIAS_BUDGET = 10_000
+# How deeply collections may nest: rule and channel files need about five levels.
+MAX_DEPTH = 50
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A file that is valid YAML but beyond what :func:`read_yaml` accepts (see the module's bounds)."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses recursive aliases, alias expansion beyond
+    :data:`ALIAS_BUDGET` nodes and nesting deeper than :data:`MAX_DEPTH`, naming the line."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded; set once composed
+        self._alias_nodes = 0
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            return self._compose_alias(event, parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise YamlLimitError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else ()
+        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+        return node
+
+    def _compose_alias(self, event: yaml.AliasEvent, parent, index):
+        target = self.anchors.get(event.anchor)
+        if target is not None and id(target) not in self._sizes:
+            # Its anchor's node is still being composed: the alias is inside what it refers to.
+            raise YamlLimitError(None, None, f"alias *{event.anchor} is inside the node it refers to "
+                                 "(a recursive alias)", event.start_mark)
+        node = super().compose_node(parent, index)  # PyYAML's own error for an undefined alias
+        self._alias_nodes += self._sizes[id(node)]
+        if self._alias_nodes > ALIAS_BUDGET:
+            raise YamlLimitError(None, None, f"aliases expand to more than {ALIAS_BUDGET:,} nodes by *{event.anchor} "
+                                 "here (the limit for one file, against alias bombs)", event.start_mark)
+        return node
+
+
+def load_bounded(text: str) -> Any:
+    """The data of a YAML document, read within :class:`BoundedLoader`'s bounds (``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=BoundedLoader)
+
 
 # Given a pydantic error location and the file's data: the location to look up in the file (pydantic
 # may add parts that are not keys, such as a union's tag) and a prefix for the message.
@@ -26,12 +89,15 @@ def read_yaml(path: Path, errors: list[str]) -> Optional[tuple[yaml.Node, Any]]:
         errors.append(f"{path}: cannot read: {exc}")
         return None
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        # Composed for the lines and constructed apart: constructing merges ``<<`` keys into the
+        # node tree, which would make an overridden default look like a duplicate key.
+        root = yaml.compose(text, Loader=BoundedLoader)
+        data = load_bounded(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        errors.append(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        kind = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
+        errors.append(f"{where}: {kind}{getattr(exc, 'problem', None) or exc}")
         return None
     before = len(errors)
     duplicate_keys(root, str(path), errors)

@@ -7,14 +7,13 @@ that a background thread can commit thousands of history rows at a time. Reads b
 from __future__ import annotations
 
 import threading
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from sqlalchemy import event, func, insert, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, func, insert, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from alerts.store import jsoncodec
@@ -34,6 +33,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+# The PostgreSQL advisory lock that schema changes hold (one key per database: "alerts" in ASCII).
+SCHEMA_LOCK_KEY = 0x616C65727473
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in one transaction that holds the database's schema lock until it commits.
+
+    Whatever creates or changes tables runs inside it (``create_all`` today, migrations later), so
+    that processes starting at once on an empty database take turns instead of colliding.
+    PostgreSQL: a transaction-level advisory lock, released by the commit or rollback. SQLite:
+    ``BEGIN IMMEDIATE``, the database's write lock (waited for up to the busy timeout).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            yield conn
+        return
+    # pysqlite opens transactions itself, lazily and never for DDL; in AUTOCOMMIT mode it leaves
+    # that to us, so the tables' check and their creation share the one write-locked transaction.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
 
 
 @dataclass
@@ -78,16 +107,10 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def _create_schema(self) -> None:
-        # Two processes starting at once may both find a table missing; the loser's CREATE fails
-        # with "already exists", and a second look then finds everything in place.
-        for attempt in range(5):
-            try:
-                SQLModel.metadata.create_all(self.engine)
-                return
-            except OperationalError:
-                if attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        # Processes starting together on an empty database take turns: each creates what is
+        # missing while holding the schema lock, so the next one finds the tables committed.
+        with schema_lock(self.engine) as conn:
+            SQLModel.metadata.create_all(conn)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

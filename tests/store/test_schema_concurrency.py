@@ -1,0 +1,112 @@
+"""Processes that start together on an empty database all get a working store.
+
+Four real child interpreters wait on their stdin; the test writes each round's store (a fresh
+SQLite folder, or a fresh empty PostgreSQL schema) to all four at once, so that every one of them
+calls ``init()`` on a database that has no tables yet, and each says whether its run was stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+
+from conftest import POSTGRES_URL
+
+CHILDREN = 4
+ROUNDS = 6
+
+CHILD = """
+    import json, os, sys
+    import alerts
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job.get("url"):
+            os.environ["ALERTS_DATABASE_URL"] = job["url"]
+        try:
+            run = alerts.init(project="schema", dir=job["dir"], id=job["run_id"])
+            run.log({"x": 1.0})
+            run.finish()
+            print("ok", flush=True)
+        except Exception as exc:
+            print(f"error {type(exc).__name__}: {str(exc).splitlines()[0]}", flush=True)
+"""
+
+
+def start_children(spawn):
+    children = [spawn(CHILD) for _ in range(CHILDREN)]
+    for child in children:
+        child.expect("ready")
+    return children
+
+
+def run_round(children, tmp_path, round_no: int, url: str | None) -> list[str]:
+    """Give every child the same fresh store at once; their answers, in child order."""
+    folder = tmp_path / f"round{round_no}"
+    for index, child in enumerate(children):
+        child.send(json.dumps({"dir": str(folder), "url": url, "run_id": f"r{round_no}-{index}"}) + "\n")
+    return [child.next_line() for child in children]
+
+
+def stored_runs(url: str) -> list[str]:
+    from alerts.store.db import Store
+
+    store = Store(url)
+    try:
+        return sorted(run.id for run in store.find_runs(project="schema"))
+    finally:
+        store.dispose()
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_store(spawn, tmp_path):
+    children = start_children(spawn)
+    for round_no in range(ROUNDS):
+        answers = run_round(children, tmp_path, round_no, None)
+        assert answers == ["ok"] * CHILDREN, f"round {round_no}: {answers}"
+        url = f"sqlite:///{tmp_path / f'round{round_no}' / 'alerts.db'}"
+        assert stored_runs(url) == [f"r{round_no}-{i}" for i in range(CHILDREN)]
+
+
+@pytest.fixture
+def fresh_pg_schemas():
+    """``new()`` makes an empty PostgreSQL schema and returns a URL whose search_path is it; every
+    schema is dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect():
+            pass
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    made: list[str] = []
+
+    def new() -> str:
+        schema = f"alerts_race_{uuid.uuid4().hex[:8]}"
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        made.append(schema)
+        return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+    yield new
+    with engine.begin() as conn:
+        for schema in made:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def test_processes_starting_together_on_an_empty_postgresql_schema(spawn, tmp_path, fresh_pg_schemas):
+    # Before the schema lock, 2-4 processes creating tables at once failed out of init() with
+    # IntegrityError (pg_type_typname_nsp_index) or "relation already exists".
+    children = start_children(spawn)
+    for round_no in range(ROUNDS):
+        url = fresh_pg_schemas()
+        answers = run_round(children, tmp_path, round_no, url)
+        assert answers == ["ok"] * CHILDREN, f"round {round_no}: {answers}"
+        assert stored_runs(url) == [f"r{round_no}-{i}" for i in range(CHILDREN)]
