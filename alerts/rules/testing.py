@@ -35,7 +35,7 @@ from alerts.rules.durations import parse_duration
 from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
-from alerts.rules.templates import template_values
+from alerts.rules.templates import clip_text, clip_title, template_values
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
@@ -154,8 +154,8 @@ def simulate(ruleset: RuleSet, test: RuleTest, interval: float) -> list[dict]:
             loaded = ruleset.templates(t.rule.name)
             values = template_values(t)
             events.append({"rule": t.rule.name, "status": t.status, "metric": t.metric, "step": t.step,
-                           "at": _fmt_at(t.at - _START), "title": loaded.title.render(values),
-                           "text": loaded.text.render(values)})
+                           "at": _fmt_at(t.at - _START), "title": clip_title(loaded.title.render(values)),
+                           "text": clip_text(loaded.text.render(values))})  # as a live run cuts them
 
     now = _START
     for step in range(steps):

@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 import alerts as wandb
+from alerts.rules.templates import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from alerts.sdk.convert import MAX_DEPTH, MAX_ITEMS
 
 
@@ -123,3 +124,22 @@ def test_a_cycle_made_after_the_value_was_set_is_stored_as_a_placeholder():
     for _ in range(MAX_DEPTH - 1):
         inner = inner["x"]
     assert inner == f"<not stored: nested deeper than {MAX_DEPTH} levels>"
+
+
+def test_alert_cuts_a_long_title_and_text_and_keeps_long_titles_apart(capsys):
+    """alert()'s title and text are cut to 250 and 3000 characters where they are stored and shown;
+    the suppression window still compares full titles, so titles that differ only after the cut are
+    two alerts, and a repeat of one long title is suppressed."""
+    run = wandb.init(project="p", name="r1")
+    head = "x" * 300
+    wandb.alert(title=head + " first", text="y" * 1_000_000)
+    wandb.alert(title=head + " second", text="short")
+    wandb.alert(title=head + " first", text="again")
+    wandb.finish()
+    alerts = wandb.Api().run(run.id).alerts()
+    assert [a["outcome"] for a in alerts] == ["notified", "notified", "suppressed"]
+    cut = "x" * (MAX_TITLE_CHARS - 1) + "…"
+    assert [a["title"] for a in alerts] == [cut, cut, cut]
+    assert len(alerts[0]["text"]) == MAX_TEXT_CHARS and alerts[0]["text"].endswith("y…")
+    assert alerts[1]["text"] == "short"
+    assert max(len(line) for line in capsys.readouterr().err.splitlines()) < MAX_TITLE_CHARS + MAX_TEXT_CHARS + 100
