@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import alerts as wandb
 from alerts.rules.templates import MAX_FORMAT_WIDTH, MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from alerts.rules.testing import run_test_file
@@ -91,3 +93,54 @@ def test_rules_test_compares_the_cut_title_a_live_run_stores(tmp_path):
         f"    expected_alerts: [{{rule: long, step: 0, title: '{cut}'}}]\n")
     (outcome,) = run_test_file(tmp_path / "t.yaml")
     assert outcome.passed, outcome
+
+
+@pytest.mark.parametrize("series, points", [
+    ("1+1x999999999", "1000000000"),
+    ("_x5000000000", "5000000000"),
+    ("0x99999 1", "100001"),
+])
+def test_rules_test_refuses_a_series_too_long_naming_file_test_and_series(tmp_path, series, points):
+    write_rules(tmp_path, "rules:\n  - {name: big, metric: loss, condition: '> 10'}\n")
+    (tmp_path / "t.yaml").write_text(
+        "rule_files: [r.yaml]\n"
+        "tests:\n"
+        "  - name: fine\n"
+        "    series: {loss: '1 2'}\n"
+        "  - name: endless\n"
+        f"    series: {{loss: '1', val/loss: '{series}'}}\n")
+    result = cli("rules", "test", str(tmp_path / "t.yaml"))
+    assert result.returncode == 1
+    assert (f"{tmp_path / 't.yaml'}: test 'endless': series 'val/loss': {points} points; "
+            "a series may have at most 100000") in result.stdout
+
+
+def test_rules_test_accepts_a_series_at_the_limit(tmp_path):
+    write_rules(tmp_path, "rules:\n  - {name: big, metric: loss, condition: '> 10'}\n")
+    (tmp_path / "t.yaml").write_text(
+        "rule_files: [r.yaml]\ntests:\n  - name: long\n    series: {loss: '0x99998 50'}\n"
+        "    expected_alerts: [{rule: big, step: 99999}]\n")
+    (outcome,) = run_test_file(tmp_path / "t.yaml")
+    assert outcome.passed, outcome
+
+
+def test_rules_test_refuses_an_endless_silence_and_names_a_bad_token(tmp_path):
+    write_rules(tmp_path, "rules:\n  - {name: quiet, kind: stalled, after: 10m}\n")
+    (tmp_path / "t.yaml").write_text(
+        "rule_files: [r.yaml]\n"
+        "tests:\n"
+        "  - name: forever\n"
+        "    series: {loss: '1'}\n"
+        "    silence: 1000d\n"
+        "  - name: typo\n"
+        "    series: {loss: '1 abc'}\n"
+        "  - name: fine\n"
+        "    series: {loss: '1'}\n"
+        "    silence: 15m\n"
+        "    expected_alerts: [{rule: quiet, at: 10m}]\n")
+    result = cli("rules", "test", str(tmp_path / "t.yaml"))
+    assert result.returncode == 1
+    assert (f"{tmp_path / 't.yaml'}: test 'forever': silence: 1000d at an interval of 60s is 1440000 "
+            "evaluations; at most 100000") in result.stdout
+    assert f"{tmp_path / 't.yaml'}: test 'typo': series 'loss': 'abc' is not a value" in result.stdout
+    assert "PASS  fine" in result.stdout and "1 passed, 2 failed" in result.stdout
