@@ -19,6 +19,10 @@
 Series notation (promtool's): ``1 2 3``; ``_`` is a missing point; ``a+bxn`` is a, a+b, ... a+n*b
 (n+1 values), ``a-bxn`` likewise downwards, ``axn`` repeats a n+1 times, ``_xn`` is n missing points;
 ``nan``, ``inf``, ``-inf`` are values. Everything runs on a simulated clock; nothing sleeps.
+
+A series may have at most :data:`MAX_SERIES_POINTS` points (``1+1x999999999`` is refused before
+anything is expanded), and ``silence`` at most as many evaluations of the ``interval``: a test that
+asks for more fails on its own, naming the file, the test and the series.
 """
 
 from __future__ import annotations
@@ -29,18 +33,36 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.rules.durations import parse_duration
 from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
-from alerts.rules.templates import template_values
+from alerts.rules.templates import clip_text, clip_title, template_values
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
 _BLANKS = re.compile(r"^_x(\d+)$")
 _START = 1_700_000_000.0
+# Points one series of a rule test may have (and evaluations a silence may take): far more than a
+# rule's windows need, and a few MB of floats, not all the memory there is.
+MAX_SERIES_POINTS = 100_000
+
+
+class RuleTestError(ValueError):
+    """A rule test asks for more than can be simulated (too many points, an endless silence)."""
+
+
+def _room(have: int, digits: str, extra: int) -> int:
+    """How many values a repeated token (``axn``, ``_xn``) adds to a series that has ``have``;
+    refused, before any is made, when the series would pass :data:`MAX_SERIES_POINTS`."""
+    if len(digits) > 18:  # int() of a 5,000-digit count is itself refused by Python
+        raise RuleTestError(f"over 10^18 points; a series may have at most {MAX_SERIES_POINTS}")
+    total = have + int(digits) + extra
+    if total > MAX_SERIES_POINTS:
+        raise RuleTestError(f"{total} points; a series may have at most {MAX_SERIES_POINTS}")
+    return int(digits) + extra
 
 
 def expand_series(text: Union[str, int, float]) -> list[Optional[float]]:
@@ -51,19 +73,21 @@ def expand_series(text: Union[str, int, float]) -> list[Optional[float]]:
         if token == "_":
             values.append(MISSING)
         elif _BLANKS.match(token):
-            values += [MISSING] * int(_BLANKS.match(token).group(1))
+            values += [MISSING] * _room(len(values), _BLANKS.match(token).group(1), 0)
         elif lowered in ("nan", "inf", "+inf", "-inf"):
             values.append(float(lowered))
         elif _TOKEN.match(token):
             match = _TOKEN.match(token)
             start = float(match.group("start"))
             step = float(match.group("step") or 0) * (-1 if match.group("sign") == "-" else 1)
-            values += [start + step * i for i in range(int(match.group("count")) + 1)]
+            values += [start + step * i for i in range(_room(len(values), match.group("count"), 1))]
         else:
             try:
                 values.append(float(token))
             except ValueError:
                 raise ValueError(f"{token!r} is not a value (use numbers, _, nan, inf, a+bxn, axn)") from None
+    if len(values) > MAX_SERIES_POINTS:
+        raise RuleTestError(f"{len(values)} points; a series may have at most {MAX_SERIES_POINTS}")
     return values
 
 
@@ -98,13 +122,6 @@ class RuleTest(_Strict):
     silence: Optional[str] = None
     end: Optional[Literal["finished", "failed", "killed", "preempted", "crashed"]] = None
     expected_alerts: list[ExpectedAlert] = Field(default_factory=list)
-
-    @field_validator("series")
-    @classmethod
-    def _series(cls, value: dict) -> dict:
-        for metric, text in value.items():
-            expand_series(text)  # reported at load time, naming the bad token
-        return value
 
 
 class RuleTestFile(_Strict):
@@ -141,11 +158,37 @@ def _fmt_at(seconds: float) -> str:
     return format_duration(seconds) if seconds else "0s"
 
 
+def expand_test_series(test: RuleTest) -> dict[str, list[Optional[float]]]:
+    """The test's series expanded; a bad one is a :class:`ValueError` naming it."""
+    series = {}
+    for metric, text in test.series.items():
+        try:
+            series[metric] = expand_series(text)
+        except ValueError as exc:
+            raise type(exc)(f"series {metric!r}: {exc}") from None
+    return series
+
+
+def _silence_seconds(test: RuleTest, interval: float) -> float:
+    """The test's ``silence`` in seconds, refused if it would take more than MAX_SERIES_POINTS
+    evaluations of ``interval`` (or the interval is not positive, which would never end)."""
+    if not test.silence:
+        return 0.0
+    seconds = parse_duration(test.silence)
+    if interval <= 0:
+        raise RuleTestError("silence: the interval must be positive")
+    if seconds / interval > MAX_SERIES_POINTS:
+        raise RuleTestError(f"silence: {test.silence} at an interval of {interval:g}s is {seconds / interval:.0f} "
+                            f"evaluations; at most {MAX_SERIES_POINTS}")
+    return seconds
+
+
 def simulate(ruleset: RuleSet, test: RuleTest, interval: float) -> list[dict]:
     """Run one test's series through the rules on a simulated clock; the transitions, in order."""
+    series = expand_test_series(test)
+    silence = _silence_seconds(test, interval)
     run = RunInfo(**test.run.model_dump())
     rules = RunRules(ruleset.plain_rules, run, start=_START)
-    series = {metric: expand_series(text) for metric, text in test.series.items()}
     steps = max((len(values) for values in series.values()), default=0)
     events: list[dict] = []
 
@@ -154,8 +197,8 @@ def simulate(ruleset: RuleSet, test: RuleTest, interval: float) -> list[dict]:
             loaded = ruleset.templates(t.rule.name)
             values = template_values(t)
             events.append({"rule": t.rule.name, "status": t.status, "metric": t.metric, "step": t.step,
-                           "at": _fmt_at(t.at - _START), "title": loaded.title.render(values),
-                           "text": loaded.text.render(values)})
+                           "at": _fmt_at(t.at - _START), "title": clip_title(loaded.title.render(values)),
+                           "text": clip_text(loaded.text.render(values))})  # as a live run cuts them
 
     now = _START
     for step in range(steps):
@@ -165,8 +208,8 @@ def simulate(ruleset: RuleSet, test: RuleTest, interval: float) -> list[dict]:
                if step < len(values) and values[step] is not MISSING}
         if row:
             record(rules.observe_row(row, step, now))
-    if test.silence:
-        end = now + parse_duration(test.silence)
+    if silence:
+        end = now + silence
         while now < end:
             now = min(end, now + interval)
             record(rules.check_stalled(now))
@@ -199,7 +242,11 @@ def run_test_file(path: Path) -> list[Outcome]:
         return [Outcome(str(path), False, problem=f"rules did not load:\n{exc}")]
     outcomes = []
     for test in spec.tests:
-        got = simulate(ruleset, test, interval)
+        try:
+            got = simulate(ruleset, test, interval)
+        except ValueError as exc:  # a bad series or silence fails its own test, named in full
+            outcomes.append(Outcome(test.name, False, problem=f"{path}: test {test.name!r}: {exc}"))
+            continue
         passed = len(got) == len(test.expected_alerts) and all(
             _matches(e, g) for e, g in zip(test.expected_alerts, got))
         shown = [{k: v for k, v in g.items() if k not in ("title", "text")} for g in got]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from enum import Enum
 from typing import Optional, Union
+
+from alerts.rules.templates import MAX_TITLE_CHARS
 
 DEFAULT_WAIT_SECONDS = 60.0
 
@@ -54,6 +57,11 @@ class AlertThrottle:
 
     Pure apart from its memory: the caller passes ``now``. The window is counted from the last call
     that *notified*, so a title repeated every second notifies once a window, not never.
+
+    Titles are told apart by their full text, not by the cut one that is shown (``clip_title``): two
+    long titles that differ after :data:`MAX_TITLE_CHARS` are two alerts, never one suppressing the
+    other. A long title is remembered by its first characters and a digest of the rest, so a huge
+    title is not kept alive here.
     """
 
     def __init__(self) -> None:
@@ -61,12 +69,20 @@ class AlertThrottle:
 
     def allow(self, title: str, wait_seconds: float, now: float) -> tuple[bool, Optional[str]]:
         """``(True, None)`` to notify now, or ``(False, reason)`` to record as suppressed."""
-        last = self._last_notified.get(title)
+        key = _title_key(title)
+        last = self._last_notified.get(key)
         if last is not None and now - last < wait_seconds:
             return False, f"same title notified {now - last:.1f}s ago (wait_duration {wait_seconds:g}s)"
-        self._last_notified[title] = now
+        self._last_notified[key] = now
         return True, None
 
     def forget(self, title: str) -> None:
         """The last notification of ``title`` did not go out: do not count it."""
-        self._last_notified.pop(title, None)
+        self._last_notified.pop(_title_key(title), None)
+
+
+def _title_key(title: str) -> str:
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    digest = hashlib.blake2b(title.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"{title[:MAX_TITLE_CHARS]}#{digest}"

@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional
 
-from alerts.errors import UsageError
+from alerts.errors import AlertsWarning, UsageError
+from alerts.sdk.convert import nesting_problem
 
 
 def config_dict(value: Any) -> dict:
-    """What ``init(config=...)`` and ``config.update(...)`` accept: a mapping or an argparse Namespace."""
+    """What ``init(config=...)`` and ``config.update(...)`` accept: a mapping or an argparse Namespace.
+
+    A value that contains itself or nests too deep (:func:`~alerts.sdk.convert.nesting_problem`) is
+    left out with an :class:`AlertsWarning` naming its key."""
     if value is None:
         return {}
     if isinstance(value, Mapping):
-        return dict(value)
+        return storable(dict(value), "config", 5)
     if hasattr(value, "__dict__") and not isinstance(value, type):
-        return {k: v for k, v in vars(value).items() if not k.startswith("_")}
+        return storable({k: v for k, v in vars(value).items() if not k.startswith("_")}, "config", 5)
     raise TypeError(f"config must be a dict or an argparse.Namespace, not {type(value).__name__}")
+
+
+def storable(values: dict, what: str, stacklevel: int = 4) -> dict:
+    """``values`` without the keys whose value cannot be stored (each skipped with a warning whose
+    ``stacklevel`` counts from here: it points at the user's call)."""
+    bad = [key for key, value in values.items() if not _keep(what, key, value, stacklevel)]
+    for key in bad:
+        del values[key]
+    return values
+
+
+def _keep(what: str, key: Any, value: Any, stacklevel: int) -> bool:
+    """Whether ``value`` can be stored as ``what[key]``; warns naming the key when it cannot."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return True
+    problem = nesting_problem(value)
+    if problem is None:
+        return True
+    warnings.warn(f"alerts: {what} skipped key {key!r}: {problem}; the rest was kept", AlertsWarning,
+                  stacklevel=stacklevel)
+    return False
 
 
 class AttrDict:
     """A dict reached by item or attribute; every change is reported to ``on_change``."""
 
     _data: dict
+    _what = "value"  # how warnings name this dict
 
     def __init__(self, data: Optional[dict] = None, on_change: Optional[Callable[[dict], None]] = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
@@ -36,8 +63,9 @@ class AttrDict:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = value
-        self._changed()
+        if _keep(self._what, key, value, 3):
+            self._data[key] = value
+            self._changed()
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
@@ -95,20 +123,24 @@ class AttrDict:
 class Config(AttrDict):
     """The run's hyper-parameters: ``config.lr``, ``config["lr"]``, ``config.update({...})``."""
 
+    _what = "config"
+
     def update(self, data: Any = None, allow_val_change: bool = False, **kwargs: Any) -> None:
         """Merge a dict or Namespace (and keyword arguments) into the config."""
         self._data.update(config_dict(data))
-        self._data.update(kwargs)
+        self._data.update(storable(kwargs, self._what))
         self._changed()
 
 
 class Summary(AttrDict):
     """The run's final values: each ``log()`` commit sets the keys it logged; you may set others."""
 
+    _what = "summary"
+
     def update(self, data: Optional[Mapping] = None, **kwargs: Any) -> None:
         """Merge values into the summary."""
-        self._data.update(data or {})
-        self._data.update(kwargs)
+        self._data.update(storable(dict(data or {}), self._what))
+        self._data.update(storable(kwargs, self._what))
         self._changed()
 
 

@@ -3,7 +3,9 @@
 The common case (a flat dict of str keys to floats and ints) takes a fast path of one ``type()`` check
 per value; everything else (nested dicts, numpy scalars, one-element tensors, media, lists) goes
 through :func:`convert_value`. A value that cannot be stored is skipped with an :class:`AlertsWarning`
-naming the key, and the rest of the row is kept.
+naming the key, and the rest of the row is kept. Nested values are checked first (:func:`nesting_problem`):
+one that contains itself, nests deeper than :data:`MAX_DEPTH` or holds more than :data:`MAX_ITEMS` values
+is skipped whole, so that no value can recurse without end or blow up into millions of keys.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from alerts.errors import AlertsWarning
+from alerts.store.jsoncodec import MAX_DEPTH
+
+# Values one nested dict or list may hold in all, counted through shared references: a list that holds
+# the same 10,000-item list 10,000 times is 10^8 values to store, though it is small in memory.
+MAX_ITEMS = 100_000
 
 # Called with (key, media object); returns the placeholder to store in the history row.
 MediaHook = Callable[[str, Any], Any]
 
 _PLAIN_TYPES = (float, int, bool, str, type(None))
+_LEAF_TYPES = frozenset(_PLAIN_TYPES)  # for a set lookup, cheaper than isinstance() against Mapping
 
 
 def convert_row(data: Mapping, media_hook: MediaHook) -> dict:
@@ -28,8 +36,74 @@ def convert_row(data: Mapping, media_hook: MediaHook) -> dict:
         if (vtype is float or vtype is int or vtype is str or vtype is bool) and type(key) is str:
             out[key] = value
         else:
-            _convert_into(out, key if type(key) is str else str(key), value, media_hook)
+            _convert_top(out, key if type(key) is str else str(key), value, media_hook)
     return out
+
+
+def nesting_problem(value: Any) -> str | None:
+    """Why the nested dicts and lists of ``value`` cannot be stored, or None if they can: it contains
+    itself, nests deeper than :data:`MAX_DEPTH`, or holds more than :data:`MAX_ITEMS` values."""
+    return _walk(value, 0, set(), [MAX_ITEMS])
+
+
+def _children(value: Any) -> Any:
+    """The values inside a dict or list (None for anything else); exact types first: isinstance()
+    against Mapping costs several times more."""
+    vtype = type(value)
+    if vtype is dict:
+        return value.values()
+    if vtype is list or vtype is tuple:
+        return value
+    if vtype in _LEAF_TYPES:
+        return None
+    if isinstance(value, Mapping):
+        return value.values()
+    return value if isinstance(value, (list, tuple)) else None
+
+
+def _walk(value: Any, depth: int, parents: set, budget: list) -> str | None:
+    # Recursion is safe: it stops at MAX_DEPTH levels, far below Python's recursion limit.
+    children = _children(value)
+    if children is None:
+        return None
+    if id(value) in parents:
+        return "it contains itself (a reference cycle)"
+    if depth >= MAX_DEPTH:
+        return f"it is nested more than {MAX_DEPTH} levels deep"
+    budget[0] -= len(value)
+    if budget[0] < 0:
+        return f"it holds more than {MAX_ITEMS} values in all"
+    parents.add(id(value))
+    for child in children:
+        if type(child) in _LEAF_TYPES:
+            continue  # most values of a nested row: no call for them
+        problem = _walk(child, depth + 1, parents, budget)
+        if problem is not None:
+            return problem
+    parents.discard(id(value))
+    return None
+
+
+def _convert_top(out: dict, key: str, value: Any, media_hook: MediaHook) -> None:
+    """One top-level key of the row, nested values checked whole before they are flattened."""
+    # The common nested case, a dict of plain values, needs no walk.
+    if not _flat_dict(value) and (isinstance(value, Mapping) or type(value) is list or type(value) is tuple):
+        problem = nesting_problem(value)
+        if problem is not None:
+            warnings.warn(f"alerts: log() skipped key {key!r}: {problem}; the rest of the row was kept",
+                          AlertsWarning, stacklevel=5)
+            return
+    _convert_into(out, key, value, media_hook)
+
+
+def _flat_dict(value: Any) -> bool:
+    """Whether ``value`` is a dict of at most MAX_ITEMS plain values (nothing nested in it)."""
+    if type(value) is not dict or len(value) > MAX_ITEMS:
+        return False
+    for child in value.values():
+        if type(child) not in _LEAF_TYPES:
+            return False
+    return True
 
 
 def _convert_into(out: dict, key: str, value: Any, media_hook: MediaHook) -> None:

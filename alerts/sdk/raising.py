@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from alerts.channels.base import Notification
 from alerts.pipeline.route import delivery_rows, recipients
-from alerts.rules.templates import template_values
+from alerts.rules.templates import clip_text, clip_title, template_values
 from alerts.sdk.worker import ALERT
 
 logger = logging.getLogger("alerts")
@@ -49,8 +49,8 @@ def rule_alert_op(transition: Any, templates: Any, console: Any, channels: Any) 
     rule, run = transition.rule, transition.run
     values = template_values(transition)
     loaded = templates.templates(rule.name) if templates is not None else None
-    title = loaded.title.render(values) if loaded is not None else rule.name
-    text = loaded.text.render(values) if loaded is not None else ""
+    title = clip_title(loaded.title.render(values) if loaded is not None else rule.name)
+    text = clip_text(loaded.text.render(values)) if loaded is not None else ""
     notification = Notification(
         title=title, text=text, level=rule.level, run_id=run.id, run_name=run.name, project=run.project,
         owner=run.owner, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,

@@ -22,6 +22,7 @@ from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
 from alerts.rules.engine import RunRules
+from alerts.rules.templates import clip_text, clip_title
 from alerts.sdk.raising import alert_row, console_notify, deliveries_for, rule_alert_op
 from alerts.store import jsoncodec
 
@@ -239,7 +240,9 @@ class Run:
         ``level`` is ``"INFO"`` (default), ``"WARN"`` or ``"ERROR"`` or an :class:`AlertLevel`
         (``ValueError`` otherwise). A repeat of ``title`` within ``wait_duration`` (seconds or a
         timedelta; default 60 s) of the last notification is recorded as suppressed instead of sent.
-        Returns None; a failure to notify is logged and recorded as ``failed``, never raised.
+        Returns None; a failure to notify is logged and recorded as ``failed``, never raised. The title
+        and text are cut to 250 and 3000 characters (``MAX_TITLE_CHARS``, ``MAX_TEXT_CHARS``) where
+        they are stored and sent; repeats are still told apart by the full title.
         """
         if self._finished:
             raise self._finished_error("alert")
@@ -247,16 +250,16 @@ class Run:
         wait_seconds = check_wait_duration(wait_duration)
         if self.disabled:
             return None
-        title, text = str(title), str(text)
+        full_title, title, text = str(title), clip_title(str(title)), clip_text(str(text))
         now = self._clock()
-        notify, reason = self._throttle.allow(title, wait_seconds, now)
+        notify, reason = self._throttle.allow(full_title, wait_seconds, now)  # the full title: see AlertThrottle
         notification = Notification(
             title=title, text=text, level=level_name, run_id=self.id, run_name=self.name, project=self.project,
             owner=self.entity, created_at=now, step=self._step, run_group=self.group,
         )
         outcome, reason = console_notify(self._channel, notification, reason) if notify else ("suppressed", reason)
         if outcome == "failed":
-            self._throttle.forget(title)  # a call that reached nobody must not silence the next one
+            self._throttle.forget(full_title)  # a call that reached nobody must not silence the next one
         uid, deliveries = deliveries_for(self._channels, notification, None) if notify else (None, [])
         self._append((ALERT, alert_row(
             uid=uid, run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,

@@ -4,9 +4,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import msgpack
+
+logger = logging.getLogger("alerts")
+
+# Levels of nested dicts and lists a stored value may have (log() and config skip deeper values with a
+# warning; here, a deeper branch or a cycle made after the value was set is stored as a placeholder).
+MAX_DEPTH = 100
 
 
 def fallback(value: Any) -> Any:
@@ -60,8 +67,27 @@ def dumps(value: Any) -> str:
         text = json.dumps(value, default=fallback, separators=(",", ":"), ensure_ascii=False)
         text.encode("utf-8")  # a lone surrogate passes json.dumps, then fails in the database driver
         return text
-    except (TypeError, ValueError, UnicodeEncodeError):
-        return json.dumps(sanitize(value), default=fallback, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        # ValueError also covers a reference cycle, RecursionError a value nested thousands deep: both
+        # are cut at MAX_DEPTH before sanitize() recurses into them.
+        return json.dumps(sanitize(bounded(value)), default=fallback, separators=(",", ":"), ensure_ascii=False)
+
+
+def bounded(value: Any, path: str = "", depth: int = 0, parents: frozenset = frozenset()) -> Any:
+    """A copy of ``value``'s dicts and lists in which a branch that refers back to a dict or list
+    containing it, or lies deeper than :data:`MAX_DEPTH`, is replaced by a placeholder string."""
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    problem = ("refers to itself" if id(value) in parents
+               else f"nested deeper than {MAX_DEPTH} levels" if depth >= MAX_DEPTH else None)
+    if problem is not None:
+        shown = path if len(path) <= 80 else path[:77] + "..."
+        logger.warning("alerts: the value at %r was not stored: %s", shown, problem)
+        return f"<not stored: {problem}>"
+    parents = parents | {id(value)}
+    if isinstance(value, dict):
+        return {k: bounded(v, f"{path}/{k}" if path else str(k), depth + 1, parents) for k, v in value.items()}
+    return [bounded(v, f"{path}[{i}]", depth + 1, parents) for i, v in enumerate(value)]
 
 
 def loads(text: str | None) -> Any:
