@@ -40,6 +40,7 @@ from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
 from alerts.rules.templates import clip_text, clip_title, template_values
+from alerts.yamlfile import load_bounded
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
@@ -231,7 +232,7 @@ def _matches(expected: ExpectedAlert, got: dict) -> bool:
 def run_test_file(path: Path) -> list[Outcome]:
     """Load a test file and its rule files, run every test; problems loading are one failed outcome."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_bounded(path.read_text(encoding="utf-8"))  # bounded: no alias bombs
         spec = RuleTestFile.model_validate(data)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         return [Outcome(str(path), False, problem=f"cannot read the test file: {exc}")]

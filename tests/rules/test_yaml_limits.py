@@ -80,3 +80,13 @@ def test_anchors_and_merge_keys_still_work(tmp_path):
         "  - <<: *mail\n    min_level: WARN\n  - *mail\n", encoding="utf-8")
     destinations = load_channels([tmp_path / "bob.yaml"], env={}).of("bob")
     assert [d.config.min_level for d in destinations] == ["ERROR", "WARN", "ERROR"]
+
+
+def test_rules_test_refuses_an_alias_bomb_in_a_test_file(tmp_path):
+    # A rule *test* file is YAML too: it must not expand without end either.
+    path = tmp_path / "laughs_test.yaml"
+    path.write_text(LAUGHS, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "alerts.cli", "rules", "test", str(path)],
+                            capture_output=True, text=True, timeout=BOUND)
+    assert result.returncode == 1
+    assert f"aliases expand to more than {ALIAS_BUDGET:,} nodes by *c here" in result.stdout + result.stderr
