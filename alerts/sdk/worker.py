@@ -7,6 +7,10 @@ was queued since the last commit: about ``interval`` seconds of points.
 
 If a commit fails (disk full, database locked beyond the busy timeout) the batch is kept and retried
 on the next wake; nothing is raised into the training loop.
+
+A value the store cannot encode (a lone surrogate, NUL in a text column) is repaired here, where it costs
+the training loop nothing, and a warning names its key; a piece the store refuses for good is dropped on
+its own, and a run's update (its state, summary, end) is written column by column rather than lost.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from alerts import clock as _clock
 from alerts.store import jsoncodec
@@ -37,9 +42,12 @@ WAKE_AT_QUEUE_LENGTH = 10_000
 YIELD_AT_QUEUE_LENGTH = 20_000
 # While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
 MAX_PENDING_ROWS = 1_000_000
-# Errors that retrying cannot cure: the row itself is wrong (a NOT NULL column empty, a bad value).
-# Anything else (locked, disk full, connection lost, an OSError) is kept and retried.
-PERMANENT_STORE_ERRORS = (IntegrityError, DataError, InvalidRequestError, ProgrammingError)
+# Errors worth another try when a batch is written piece by piece: locked, disk full, connection lost.
+# Anything else a single piece raises (a NOT NULL column empty, a value out of range, a value the
+# driver cannot convert) is the piece's own fault, which retrying cannot cure: the piece is dropped.
+TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+# How many (run, key) repairs are remembered so that each is warned about once.
+MAX_WARNED_KEYS = 1000
 # After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
 SALVAGE_AFTER_FAILURES = 3
 # Rows per stored history chunk: bounds what one read decodes.
@@ -82,6 +90,7 @@ class Writer:
         self._failures = 0
         self.dropped_rows = 0
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
+        self._warned_keys: set = set()
         self.pid = os.getpid()
         self.on_tick: Optional[Callable[[float, list], None]] = None  # called each cycle with the live runs
         self.on_deliveries: Optional[Callable[[], None]] = None  # called after a commit that queued deliveries
@@ -144,39 +153,17 @@ class Writer:
 
     def _cycle(self) -> None:
         batch = self._pending
-        barriers = self._barriers
-        queue = self.queue
-        popleft = queue.popleft
-        rows_by_run: dict[str, list] = {}
-        # Only what is queued now: a producer faster than this loop must not keep it from committing.
-        for _ in range(len(queue)):
-            op = popleft()
-            tag = op[0]
-            if tag == HISTORY:
-                rows = rows_by_run.get(op[1])
-                if rows is None:
-                    rows = rows_by_run[op[1]] = []
-                rows.append(op[2])
-            elif tag == BARRIER:
-                barriers.append(op[1])
-            else:
-                try:
-                    self._other(batch, op)
-                except Exception:  # one bad operation is logged and skipped, never the whole cycle
-                    logger.exception("alerts: skipped an operation the writer could not prepare (%s)", tag)
-        for run_id, rows in rows_by_run.items():
-            batch.history.extend(history_chunks(run_id, rows))  # encoding sanitizes what it must
+        self._take(batch, self._drain())
         now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
         for run in live:
             try:
                 fields = run._snapshot(now)
+                if fields:
+                    self._update_run(batch, run.id, fields)
             except Exception:
                 logger.exception("alerts: could not snapshot run %s", run.id)
-                continue
-            if fields:
-                batch.update_run(run.id, fields)
         if self.on_tick is not None:
             try:
                 self.on_tick(now, live)  # the rules' watchdog: stalled runs, reloads
@@ -184,47 +171,79 @@ class Writer:
                 logger.exception("alerts: the rules watchdog failed")
         if batch:
             self._trim(batch)
-            try:
-                self.store.write_batch(batch)
-            except Exception as exc:
-                self._failures += 1
-                if self._failures in (1, 10) or self._failures % 100 == 0:
-                    logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
-                                   self.store.safe_url, exc, sum(c["n_rows"] for c in batch.history))
-                if self._failures % SALVAGE_AFTER_FAILURES == 0:
-                    # One bad row must not hold back everything else forever: write piece by piece,
-                    # keep what fails for a passing reason (a lock), drop what can never be written.
-                    self._pending = self._salvage(batch)
-                    if not self._pending:
-                        self._failures = 0
-                else:
-                    time.sleep(min(0.05 * self._failures, 2.0))
-                    return
-            else:
-                if self._failures:
-                    logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
-                self._failures = 0
-                self._pending = Batch()
-                if batch.deliveries and self.on_deliveries is not None:
-                    self.on_deliveries()  # wake the relay: the outbox rows are committed
-            if self._pending:
+            if not self._write(batch):
                 return
-        for event in barriers:
+        for event in self._barriers:
             event.set()
         self._barriers = []
+
+    def _drain(self) -> list:
+        """Take what is queued now: a producer faster than this loop must not keep it from committing."""
+        popleft = self.queue.popleft
+        return [popleft() for _ in range(len(self.queue))]
+
+    def _take(self, batch: Batch, ops: list) -> None:
+        """Sort drained operations into the batch: history rows packed into chunks per run."""
+        rows_by_run: dict[str, list] = {}
+        for op in ops:
+            tag = op[0]
+            if tag == HISTORY:
+                rows = rows_by_run.get(op[1])
+                if rows is None:
+                    rows = rows_by_run[op[1]] = []
+                rows.append(op[2])
+            elif tag == BARRIER:
+                self._barriers.append(op[1])
+            else:
+                try:
+                    self._other(batch, op)
+                except Exception:  # one bad operation is logged and skipped, never the whole cycle
+                    logger.exception("alerts: skipped an operation the writer could not prepare (%s)", tag)
+        for run_id, rows in rows_by_run.items():
+            repaired: list = []
+            try:
+                batch.history.extend(history_chunks(run_id, rows, repaired))  # repairs what it must
+            except Exception:  # never expected (packing repairs key by key); costs this run's rows only
+                logger.exception("alerts: could not encode %d rows of run %s; they are lost", len(rows), run_id)
+            self._warn_repaired(run_id, "logged", repaired)
+
+    def _write(self, batch: Batch) -> bool:
+        """Commit the batch; on failure keep it (or what salvage leaves of it). True if all is written."""
+        try:
+            self.store.write_batch(batch)
+        except Exception as exc:
+            self._failures += 1
+            if self._failures in (1, 10) or self._failures % 100 == 0:
+                logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
+                               self.store.safe_url, exc, sum(c["n_rows"] for c in batch.history))
+            if self._failures % SALVAGE_AFTER_FAILURES != 0:
+                time.sleep(min(0.05 * self._failures, 2.0))
+                return False
+            # One bad row must not hold back everything else forever: write piece by piece,
+            # keep what fails for a passing reason (a lock), drop what can never be written.
+            self._pending = left = self._salvage(batch)
+            if left:
+                return False
+        else:
+            self._pending = Batch()
+            if batch.deliveries and self.on_deliveries is not None:
+                self.on_deliveries()  # wake the relay: the outbox rows are committed
+        if self._failures:
+            logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
+        self._failures = 0
+        return True
 
     def _other(self, batch: Batch, op: tuple) -> None:
         tag = op[0]
         if tag == RUN_UPDATE:
-            fields = dict(op[2])
-            for column in ("config", "summary", "tags"):
-                if column in fields and not isinstance(fields[column], str):
-                    fields[column] = jsoncodec.dumps(fields[column])
-            batch.update_run(op[1], fields)
+            self._update_run(batch, op[1], op[2])
         elif tag == ALERT:
-            batch.alerts.append(op[1])
-            if len(op) > 2 and op[2]:
-                batch.deliveries.extend(op[2])  # the alert's outbox rows: same transaction
+            row = op[1]
+            self._warn_repaired(row.get("run_id"), "alert", [(c, "value") for c in jsoncodec.clean_columns(row)])
+            batch.alerts.append(row)
+            for delivery in (op[2] if len(op) > 2 and op[2] else ()):
+                jsoncodec.clean_columns(delivery)  # its payload repeats the alert's title and text
+                batch.deliveries.append(delivery)  # the alert's outbox rows: same transaction
         elif tag == MEDIA:
             _, run_id, step, key, media, relpath = op
             try:
@@ -234,10 +253,45 @@ class Writer:
             except Exception as exc:
                 logger.warning("alerts: could not write %s %r of run %s: %s", media.kind, key, run_id, exc)
                 return
-            batch.media.append({"run_id": run_id, "step": step, "key": key, "kind": media.kind,
-                                "path": relpath, "meta": jsoncodec.dumps(meta)})
+            repaired: list = []
+            row = {"run_id": run_id, "step": step, "key": key, "kind": media.kind, "path": relpath,
+                   "meta": jsoncodec.dumps(meta, repaired)}
+            repaired += [(c, "value") for c in jsoncodec.clean_columns(row)]
+            self._warn_repaired(run_id, f"{media.kind} {key!r}", repaired)
+            batch.media.append(row)
         elif tag == NEW_RUN:
-            batch.runs.append(op[1])
+            row = op[1]
+            self._warn_repaired(row.get("id"), "run", [(c, "value") for c in jsoncodec.clean_columns(row)])
+            batch.runs.append(row)
+
+    def _update_run(self, batch: Batch, run_id: str, update: dict) -> None:
+        """Columns of a run update as the store takes them: documents encoded, text repaired."""
+        fields = dict(update)
+        for column in ("config", "summary", "tags"):
+            if column in fields and not isinstance(fields[column], str):
+                repaired: list = []
+                fields[column] = jsoncodec.dumps(fields[column], repaired)
+                self._warn_repaired(run_id, column, repaired)
+        self._warn_repaired(run_id, "run", [(c, "value") for c in jsoncodec.clean_columns(fields)])
+        batch.update_run(run_id, fields)
+
+    def _warn_repaired(self, run_id: Optional[str], where: str, repaired: list) -> None:
+        """Say once per run and key what was repaired or skipped to make it storable."""
+        for key, what in repaired:
+            seen = (run_id, where, key, what)
+            if seen in self._warned_keys:
+                continue
+            if len(self._warned_keys) < MAX_WARNED_KEYS:
+                self._warned_keys.add(seen)
+            if what == "skipped":
+                logger.warning("alerts: run %s: skipped %s key %r: its value cannot be stored (it refers to "
+                               "itself or is nested too deep)", run_id, where, key)
+            elif what == "key":
+                logger.warning("alerts: run %s: %s key %r has characters no database stores (a lone "
+                               "surrogate or NUL); stored as %r", run_id, where, key, jsoncodec.clean_text(key))
+            else:
+                logger.warning("alerts: run %s: the value of %s key %r has characters no database stores "
+                               "(a lone surrogate or NUL); stored with U+FFFD in their place", run_id, where, key)
 
     def _salvage(self, batch: Batch) -> Batch:
         """Write a failing batch one piece at a time; return what failed for a transient reason."""
@@ -245,30 +299,53 @@ class Writer:
         pieces = ([("runs", row) for row in batch.runs] + [("history", c) for c in batch.history]
                   + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts]
                   + [("deliveries", d) for d in batch.deliveries])
+        unwritten_runs: set = set()  # runs whose insert waits: their rows wait with it
+        history_waits: set = set()  # runs with a chunk kept back: later chunks wait, to stay in step order
         for kind, item in pieces:
-            if kind != "runs" and item.get("run_id") in {run["id"] for run in left.runs}:
-                getattr(left, kind).append(item)  # its run is not written yet: wait with it
+            run_id = item.get("id") if kind == "runs" else item.get("run_id")
+            if run_id in unwritten_runs or (kind == "history" and run_id in history_waits):
+                getattr(left, kind).append(item)
                 continue
             try:
                 self.store.write_batch(Batch(**{kind: [item]}))
-            except PERMANENT_STORE_ERRORS as exc:
+            except TRANSIENT_STORE_ERRORS:  # locked, disk full, connection lost: worth another try
+                getattr(left, kind).append(item)
+                if kind == "runs":
+                    unwritten_runs.add(run_id)
+                elif kind == "history":
+                    history_waits.add(run_id)
+            except Exception as exc:
                 if kind == "runs":  # never drop a run: every row of it would follow
                     left.runs.append(item)
+                    unwritten_runs.add(run_id)
                     continue
                 self.dropped_items += 1
                 logger.error("alerts: dropping one %s row that the store refuses (%s): %r", kind, exc,
                              {k: v for k, v in item.items() if k != "data"})
-            except Exception:  # locked, disk full, connection lost: worth another try
-                getattr(left, kind).append(item)
         for run_id, fields in batch.run_updates.items():
-            try:
-                self.store.write_batch(Batch(run_updates={run_id: fields}))
-            except PERMANENT_STORE_ERRORS as exc:
-                self.dropped_items += 1
-                logger.error("alerts: dropping an update of run %s that the store refuses (%s)", run_id, exc)
-            except Exception:
-                left.update_run(run_id, fields)
+            self._salvage_update(left, run_id, fields)
         return left
+
+    def _salvage_update(self, left: Batch, run_id: str, fields: dict) -> None:
+        """Write a run's update whole or, if the store refuses it, column by column: one refused
+        column (a summary too odd for the driver) must not cost the run its state or its end."""
+        try:
+            self.store.write_batch(Batch(run_updates={run_id: fields}))
+            return
+        except TRANSIENT_STORE_ERRORS:
+            left.update_run(run_id, fields)
+            return
+        except Exception:
+            pass
+        for column, value in fields.items():
+            try:
+                self.store.write_batch(Batch(run_updates={run_id: {column: value}}))
+            except TRANSIENT_STORE_ERRORS:
+                left.update_run(run_id, {column: value})
+            except Exception as exc:
+                self.dropped_items += 1
+                logger.error("alerts: dropping column %s of an update of run %s that the store refuses (%s)",
+                             column, run_id, exc)
 
     def _trim(self, batch: Batch) -> None:
         pending = sum(chunk["n_rows"] for chunk in batch.history)
@@ -280,14 +357,15 @@ class Writer:
                          "(%d so far)", dropped["n_rows"], dropped["run_id"], self.dropped_rows)
 
 
-def history_chunks(run_id: str, rows: list[dict]) -> list[dict]:
-    """Rows of one run as HistoryChunk columns, at most CHUNK_ROWS rows a chunk."""
+def history_chunks(run_id: str, rows: list[dict], repaired: Optional[list] = None) -> list[dict]:
+    """Rows of one run as HistoryChunk columns, at most CHUNK_ROWS rows a chunk (keys or values the
+    store cannot encode are repaired and noted in ``repaired``)."""
     chunks = []
     for start in range(0, len(rows), CHUNK_ROWS):
         part = rows[start:start + CHUNK_ROWS]
         chunks.append({"run_id": run_id, "first_step": part[0]["_step"], "last_step": part[-1]["_step"],
                        "n_rows": len(part), "last_time": part[-1]["_timestamp"],
-                       "data": jsoncodec.pack_rows(part)})
+                       "data": jsoncodec.pack_rows(part, repaired)})
     return chunks
 
 
