@@ -6,7 +6,12 @@ drains the deque and commits everything in one transaction. A kill -9 therefore 
 was queued since the last commit: about ``interval`` seconds of points.
 
 If a commit fails (disk full, database locked beyond the busy timeout) the batch is kept and retried
-on the next wake; nothing is raised into the training loop.
+on the next wake; nothing is raised into the training loop. What is held meanwhile (queued plus
+pending) is bounded by ``MAX_PENDING_ROWS`` at every moment: past it the oldest history rows are dropped
+and counted, never a run, a run update, an alert or a delivery. ``log()`` enforces the bound itself on
+the rare call that crosses it, because the writer may be stuck inside one database call for as long as
+the busy timeout; it never waits for the database, only (briefly) for the writer to finish taking the
+queue.
 
 A value the store cannot encode (a lone surrogate, NUL in a text column) is repaired here, where it costs
 the training loop nothing, and a warning names its key; a piece the store refuses for good is dropped on
@@ -40,12 +45,15 @@ WAKE_AT_QUEUE_LENGTH = 10_000
 # behind a loop that does nothing but log (the convoy effect), which would break the kill -9 bound.
 # A loop that does real work between log() calls never gets here.
 YIELD_AT_QUEUE_LENGTH = 20_000
-# While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
+# While the database refuses writes, hold at most this many operations (queued history rows plus rows
+# pending in the failed batch); past it the oldest history rows are dropped (counted, with a warning).
 MAX_PENDING_ROWS = 1_000_000
 # Errors worth another try when a batch is written piece by piece: locked, disk full, connection lost.
 # Anything else a single piece raises (a NOT NULL column empty, a value out of range, a value the
 # driver cannot convert) is the piece's own fault, which retrying cannot cure: the piece is dropped.
 TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+# At most one warning about dropped rows this often (seconds); the total is reported when writes resume.
+DROP_WARNING_EVERY = 10.0
 # How many (run, key) repairs are remembered so that each is warned about once.
 MAX_WARNED_KEYS = 1000
 # After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
@@ -84,11 +92,19 @@ class Writer:
         self._live: dict[str, LiveRun] = {}
         # Re-entrant: the SIGTERM handler runs on the main thread and may interrupt it inside these.
         self._live_lock = threading.RLock()
+        # Taken by the writer to empty the queue and by log() to shed rows from it; never held during
+        # I/O. Re-entrant for the SIGTERM handler too (finish() may log while log() sheds).
+        self._drain_lock = threading.RLock()
         self._pending = Batch()
+        self._pending_rows = 0  # operations taken from the queue and not yet committed
+        self._check_at = 0  # queue length at which log() takes its slow path (see _room_changed)
+        self._room_changed()
         self._barriers: list[threading.Event] = []
         self._stopping = False
         self._failures = 0
-        self.dropped_rows = 0
+        self.dropped_rows = 0  # history rows dropped to stay within MAX_PENDING_ROWS
+        self._dropped_reported = 0
+        self._drop_warned_at: Optional[float] = None
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
         self._warned_keys: set = set()
         self.pid = os.getpid()
@@ -104,14 +120,22 @@ class Writer:
         self._wake.set()
 
     def wake_if_long(self) -> None:
-        """Wake the writer early when the queue is long, and give it the GIL when it is far behind
-        (cheap enough for the hot path: one len() when the queue is short)."""
+        """Wake the writer early when the queue is long, give it the GIL when it is far behind, and
+        shed the oldest rows when more than MAX_PENDING_ROWS are held (cheap enough for the hot path:
+        one len() and one compare while the queue is short)."""
         length = len(self.queue)
-        if length >= WAKE_AT_QUEUE_LENGTH:
-            if not self._wake.is_set():
+        if length >= self._check_at:
+            if length >= WAKE_AT_QUEUE_LENGTH and not self._wake.is_set():
                 self._wake.set()
-            if length >= YIELD_AT_QUEUE_LENGTH:
+            if length + self._pending_rows > MAX_PENDING_ROWS:
+                self._shed()
+            elif length >= YIELD_AT_QUEUE_LENGTH:
                 time.sleep(0)
+
+    @property
+    def held_rows(self) -> int:
+        """Operations held in memory: queued, plus taken by the writer and not yet committed."""
+        return len(self.queue) + self._pending_rows
 
     def attach(self, run: LiveRun) -> None:
         with self._live_lock:
@@ -138,6 +162,25 @@ class Writer:
         self._thread.join(timeout)
         return flushed
 
+    def _shed(self) -> None:
+        """Drop the oldest queued history rows until what is held is a tenth under MAX_PENDING_ROWS
+        (so this runs once per ~MAX_PENDING_ROWS/10 rows, not on every call), keeping every other
+        operation in its order. Runs on the logging thread while the writer is stuck in the database;
+        the rows the writer already holds are trimmed by the writer (_trim)."""
+        with self._drain_lock:
+            queue = self.queue
+            room = MAX_PENDING_ROWS - MAX_PENDING_ROWS // 10 - self._pending_rows
+            excess = len(queue) - max(room, 0)
+            kept, dropped = [], 0
+            while dropped < excess and queue:
+                op = queue.popleft()
+                if op[0] == HISTORY:
+                    dropped += 1
+                else:
+                    kept.append(op)  # runs, updates, alerts, barriers: never dropped
+            queue.extendleft(reversed(kept))
+        self._count_dropped(dropped)
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -153,7 +196,7 @@ class Writer:
 
     def _cycle(self) -> None:
         batch = self._pending
-        self._take(batch, self._drain())
+        self._take(batch, self._drain(batch))
         now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
@@ -170,17 +213,23 @@ class Writer:
             except Exception:
                 logger.exception("alerts: the rules watchdog failed")
         if batch:
-            self._trim(batch)
             if not self._write(batch):
                 return
         for event in self._barriers:
             event.set()
         self._barriers = []
 
-    def _drain(self) -> list:
-        """Take what is queued now: a producer faster than this loop must not keep it from committing."""
-        popleft = self.queue.popleft
-        return [popleft() for _ in range(len(self.queue))]
+    def _drain(self, batch: Batch) -> list:
+        """Take what is queued now (a producer faster than this loop must not keep it from
+        committing), trimmed with the failed batch to what may be held, and counted as held."""
+        queue = self.queue
+        popleft = queue.popleft
+        with self._drain_lock:
+            ops, dropped = self._trim(batch, [popleft() for _ in range(len(queue))])
+            self._pending_rows = sum(chunk["n_rows"] for chunk in batch.history) + len(ops)
+            self._room_changed()
+        self._count_dropped(dropped)
+        return ops
 
     def _take(self, batch: Batch, ops: list) -> None:
         """Sort drained operations into the batch: history rows packed into chunks per run."""
@@ -206,6 +255,7 @@ class Writer:
             except Exception:  # never expected (packing repairs key by key); costs this run's rows only
                 logger.exception("alerts: could not encode %d rows of run %s; they are lost", len(rows), run_id)
             self._warn_repaired(run_id, "logged", repaired)
+        self._set_pending(batch)
 
     def _write(self, batch: Batch) -> bool:
         """Commit the batch; on failure keep it (or what salvage leaves of it). True if all is written."""
@@ -222,16 +272,30 @@ class Writer:
             # One bad row must not hold back everything else forever: write piece by piece,
             # keep what fails for a passing reason (a lock), drop what can never be written.
             self._pending = left = self._salvage(batch)
+            self._set_pending(left)
             if left:
                 return False
         else:
             self._pending = Batch()
+            self._set_pending(self._pending)
             if batch.deliveries and self.on_deliveries is not None:
                 self.on_deliveries()  # wake the relay: the outbox rows are committed
         if self._failures:
-            logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
+            logger.warning("alerts: writing to the store again after %d failed attempts%s", self._failures,
+                           f"; {self.dropped_rows} history rows were dropped meanwhile" if self.dropped_rows else "")
         self._failures = 0
         return True
+
+    def _set_pending(self, batch: Batch) -> None:
+        """Count what the batch holds, once the drained operations are sorted into it."""
+        with self._drain_lock:
+            self._pending_rows = (sum(chunk["n_rows"] for chunk in batch.history) + len(batch.runs)
+                                  + len(batch.media) + len(batch.alerts) + len(batch.deliveries))
+            self._room_changed()
+
+    def _room_changed(self) -> None:
+        # log() takes its slow path at the wake length, or sooner when the cap is near.
+        self._check_at = max(1, min(WAKE_AT_QUEUE_LENGTH, MAX_PENDING_ROWS + 1 - self._pending_rows))
 
     def _other(self, batch: Batch, op: tuple) -> None:
         tag = op[0]
@@ -347,14 +411,44 @@ class Writer:
                 logger.error("alerts: dropping column %s of an update of run %s that the store refuses (%s)",
                              column, run_id, exc)
 
-    def _trim(self, batch: Batch) -> None:
-        pending = sum(chunk["n_rows"] for chunk in batch.history)
-        while pending > MAX_PENDING_ROWS and len(batch.history) > 1:
-            dropped = batch.history.pop(0)
-            pending -= dropped["n_rows"]
-            self.dropped_rows += dropped["n_rows"]
-            logger.error("alerts: the store has refused writes for a while; dropped %d rows of run %s "
-                         "(%d so far)", dropped["n_rows"], dropped["run_id"], self.dropped_rows)
+    def _trim(self, batch: Batch, ops: list) -> tuple[list, int]:
+        """Keep at most half of MAX_PENDING_ROWS pending (the failed batch plus what was just drained),
+        dropping the oldest: whole chunks of the batch first, then the oldest drained rows. The other
+        half is room for the rows logged while the next attempt waits on the database; log() sheds
+        those only when they alone fill it. Returns the drained operations kept and the rows dropped."""
+        excess = sum(chunk["n_rows"] for chunk in batch.history) + len(ops) - MAX_PENDING_ROWS // 2
+        if excess <= 0:
+            return ops, 0
+        dropped = 0
+        while excess > 0 and batch.history:
+            rows = batch.history.pop(0)["n_rows"]
+            dropped += rows
+            excess -= rows
+        if excess > 0:
+            kept = []
+            for op in ops:
+                if excess > 0 and op[0] == HISTORY:
+                    excess -= 1
+                    dropped += 1
+                else:
+                    kept.append(op)  # runs, updates, alerts, barriers: never dropped
+            ops = kept
+        return ops, dropped
+
+    def _count_dropped(self, rows: int) -> None:
+        """Count dropped rows; warn at once the first time, then at most every DROP_WARNING_EVERY s."""
+        if not rows:
+            return
+        with self._drain_lock:  # the logging thread and the writer both drop
+            self.dropped_rows += rows
+            now = time.monotonic()
+            if self._drop_warned_at is not None and now - self._drop_warned_at < DROP_WARNING_EVERY:
+                return
+            self._drop_warned_at = now
+            since, self._dropped_reported = self.dropped_rows - self._dropped_reported, self.dropped_rows
+        logger.warning("alerts: the store at %s has not taken writes for a while; dropped %d of the oldest "
+                       "history rows (%d in all) to hold at most %d rows in memory", self.store.safe_url,
+                       since, self.dropped_rows, MAX_PENDING_ROWS)
 
 
 def history_chunks(run_id: str, rows: list[dict], repaired: Optional[list] = None) -> list[dict]:
