@@ -24,7 +24,6 @@ from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE
 from alerts.rules.engine import RunRules
 from alerts.rules.templates import clip_text, clip_title
 from alerts.sdk.raising import alert_row, console_notify, deliveries_for, rule_alert_op
-from alerts.store import jsoncodec
 
 logger = logging.getLogger("alerts")
 
@@ -225,7 +224,8 @@ class Run:
         if self._dirty:
             self._dirty = False  # cleared before the copy: a change made meanwhile is picked up next time
             self._heartbeat_at = now
-            return {"summary": jsoncodec.dumps(self.summary._data.copy()), "last_step": self._step - 1,
+            # A copy: the writer encodes it (and repairs what no database stores) off the hot path.
+            return {"summary": self.summary._data.copy(), "last_step": self._step - 1,
                     "updated_at": now, "heartbeat_at": now}
         if now - self._heartbeat_at >= HEARTBEAT_EVERY:
             self._heartbeat_at = now

@@ -6,7 +6,16 @@ drains the deque and commits everything in one transaction. A kill -9 therefore 
 was queued since the last commit: about ``interval`` seconds of points.
 
 If a commit fails (disk full, database locked beyond the busy timeout) the batch is kept and retried
-on the next wake; nothing is raised into the training loop.
+on the next wake; nothing is raised into the training loop. What is held meanwhile (queued plus
+pending) is bounded by ``MAX_PENDING_ROWS`` at every moment: past it the oldest history rows are dropped
+and counted, never a run, a run update, an alert or a delivery. ``log()`` enforces the bound itself on
+the rare call that crosses it, because the writer may be stuck inside one database call for as long as
+the busy timeout; it never waits for the database, only (briefly) for the writer to finish taking the
+queue.
+
+A value the store cannot encode (a lone surrogate, NUL in a text column) is repaired here, where it costs
+the training loop nothing, and a warning names its key; a piece the store refuses for good is dropped on
+its own, and a run's update (its state, summary, end) is written column by column rather than lost.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
-from sqlalchemy.exc import DataError, IntegrityError, InvalidRequestError, ProgrammingError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from alerts import clock as _clock
 from alerts.store import jsoncodec
@@ -35,11 +45,17 @@ WAKE_AT_QUEUE_LENGTH = 10_000
 # behind a loop that does nothing but log (the convoy effect), which would break the kill -9 bound.
 # A loop that does real work between log() calls never gets here.
 YIELD_AT_QUEUE_LENGTH = 20_000
-# While the database refuses writes, keep at most this many history rows; older ones are dropped (counted).
+# While the database refuses writes, hold at most this many operations (queued history rows plus rows
+# pending in the failed batch); past it the oldest history rows are dropped (counted, with a warning).
 MAX_PENDING_ROWS = 1_000_000
-# Errors that retrying cannot cure: the row itself is wrong (a NOT NULL column empty, a bad value).
-# Anything else (locked, disk full, connection lost, an OSError) is kept and retried.
-PERMANENT_STORE_ERRORS = (IntegrityError, DataError, InvalidRequestError, ProgrammingError)
+# Errors worth another try when a batch is written piece by piece: locked, disk full, connection lost.
+# Anything else a single piece raises (a NOT NULL column empty, a value out of range, a value the
+# driver cannot convert) is the piece's own fault, which retrying cannot cure: the piece is dropped.
+TRANSIENT_STORE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+# At most one warning about dropped rows this often (seconds); the total is reported when writes resume.
+DROP_WARNING_EVERY = 10.0
+# How many (run, key) repairs are remembered so that each is warned about once.
+MAX_WARNED_KEYS = 1000
 # After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
 SALVAGE_AFTER_FAILURES = 3
 # Rows per stored history chunk: bounds what one read decodes.
@@ -76,12 +92,21 @@ class Writer:
         self._live: dict[str, LiveRun] = {}
         # Re-entrant: the SIGTERM handler runs on the main thread and may interrupt it inside these.
         self._live_lock = threading.RLock()
+        # Taken by the writer to empty the queue and by log() to shed rows from it; never held during
+        # I/O. Re-entrant for the SIGTERM handler too (finish() may log while log() sheds).
+        self._drain_lock = threading.RLock()
         self._pending = Batch()
+        self._pending_rows = 0  # operations taken from the queue and not yet committed
+        self._check_at = 0  # queue length at which log() takes its slow path (see _room_changed)
+        self._room_changed()
         self._barriers: list[threading.Event] = []
         self._stopping = False
         self._failures = 0
-        self.dropped_rows = 0
+        self.dropped_rows = 0  # history rows dropped to stay within MAX_PENDING_ROWS
+        self._dropped_reported = 0
+        self._drop_warned_at: Optional[float] = None
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
+        self._warned_keys: set = set()
         self.pid = os.getpid()
         self.on_tick: Optional[Callable[[float, list], None]] = None  # called each cycle with the live runs
         self.on_deliveries: Optional[Callable[[], None]] = None  # called after a commit that queued deliveries
@@ -95,14 +120,22 @@ class Writer:
         self._wake.set()
 
     def wake_if_long(self) -> None:
-        """Wake the writer early when the queue is long, and give it the GIL when it is far behind
-        (cheap enough for the hot path: one len() when the queue is short)."""
+        """Wake the writer early when the queue is long, give it the GIL when it is far behind, and
+        shed the oldest rows when more than MAX_PENDING_ROWS are held (cheap enough for the hot path:
+        one len() and one compare while the queue is short)."""
         length = len(self.queue)
-        if length >= WAKE_AT_QUEUE_LENGTH:
-            if not self._wake.is_set():
+        if length >= self._check_at:
+            if length >= WAKE_AT_QUEUE_LENGTH and not self._wake.is_set():
                 self._wake.set()
-            if length >= YIELD_AT_QUEUE_LENGTH:
+            if length + self._pending_rows > MAX_PENDING_ROWS:
+                self._shed()
+            elif length >= YIELD_AT_QUEUE_LENGTH:
                 time.sleep(0)
+
+    @property
+    def held_rows(self) -> int:
+        """Operations held in memory: queued, plus taken by the writer and not yet committed."""
+        return len(self.queue) + self._pending_rows
 
     def attach(self, run: LiveRun) -> None:
         with self._live_lock:
@@ -129,6 +162,25 @@ class Writer:
         self._thread.join(timeout)
         return flushed
 
+    def _shed(self) -> None:
+        """Drop the oldest queued history rows until what is held is a tenth under MAX_PENDING_ROWS
+        (so this runs once per ~MAX_PENDING_ROWS/10 rows, not on every call), keeping every other
+        operation in its order. Runs on the logging thread while the writer is stuck in the database;
+        the rows the writer already holds are trimmed by the writer (_trim)."""
+        with self._drain_lock:
+            queue = self.queue
+            room = MAX_PENDING_ROWS - MAX_PENDING_ROWS // 10 - self._pending_rows
+            excess = len(queue) - max(room, 0)
+            kept, dropped = [], 0
+            while dropped < excess and queue:
+                op = queue.popleft()
+                if op[0] == HISTORY:
+                    dropped += 1
+                else:
+                    kept.append(op)  # runs, updates, alerts, barriers: never dropped
+            queue.extendleft(reversed(kept))
+        self._count_dropped(dropped)
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -144,13 +196,45 @@ class Writer:
 
     def _cycle(self) -> None:
         batch = self._pending
-        barriers = self._barriers
+        self._take(batch, self._drain(batch))
+        now = self._clock()
+        with self._live_lock:
+            live = list(self._live.values())
+        for run in live:
+            try:
+                fields = run._snapshot(now)
+                if fields:
+                    self._update_run(batch, run.id, fields)
+            except Exception:
+                logger.exception("alerts: could not snapshot run %s", run.id)
+        if self.on_tick is not None:
+            try:
+                self.on_tick(now, live)  # the rules' watchdog: stalled runs, reloads
+            except Exception:
+                logger.exception("alerts: the rules watchdog failed")
+        if batch:
+            if not self._write(batch):
+                return
+        for event in self._barriers:
+            event.set()
+        self._barriers = []
+
+    def _drain(self, batch: Batch) -> list:
+        """Take what is queued now (a producer faster than this loop must not keep it from
+        committing), trimmed with the failed batch to what may be held, and counted as held."""
         queue = self.queue
         popleft = queue.popleft
+        with self._drain_lock:
+            ops, dropped = self._trim(batch, [popleft() for _ in range(len(queue))])
+            self._pending_rows = sum(chunk["n_rows"] for chunk in batch.history) + len(ops)
+            self._room_changed()
+        self._count_dropped(dropped)
+        return ops
+
+    def _take(self, batch: Batch, ops: list) -> None:
+        """Sort drained operations into the batch: history rows packed into chunks per run."""
         rows_by_run: dict[str, list] = {}
-        # Only what is queued now: a producer faster than this loop must not keep it from committing.
-        for _ in range(len(queue)):
-            op = popleft()
+        for op in ops:
             tag = op[0]
             if tag == HISTORY:
                 rows = rows_by_run.get(op[1])
@@ -158,73 +242,72 @@ class Writer:
                     rows = rows_by_run[op[1]] = []
                 rows.append(op[2])
             elif tag == BARRIER:
-                barriers.append(op[1])
+                self._barriers.append(op[1])
             else:
                 try:
                     self._other(batch, op)
                 except Exception:  # one bad operation is logged and skipped, never the whole cycle
                     logger.exception("alerts: skipped an operation the writer could not prepare (%s)", tag)
         for run_id, rows in rows_by_run.items():
-            batch.history.extend(history_chunks(run_id, rows))  # encoding sanitizes what it must
-        now = self._clock()
-        with self._live_lock:
-            live = list(self._live.values())
-        for run in live:
+            repaired: list = []
             try:
-                fields = run._snapshot(now)
-            except Exception:
-                logger.exception("alerts: could not snapshot run %s", run.id)
-                continue
-            if fields:
-                batch.update_run(run.id, fields)
-        if self.on_tick is not None:
-            try:
-                self.on_tick(now, live)  # the rules' watchdog: stalled runs, reloads
-            except Exception:
-                logger.exception("alerts: the rules watchdog failed")
-        if batch:
-            self._trim(batch)
-            try:
-                self.store.write_batch(batch)
-            except Exception as exc:
-                self._failures += 1
-                if self._failures in (1, 10) or self._failures % 100 == 0:
-                    logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
-                                   self.store.safe_url, exc, sum(c["n_rows"] for c in batch.history))
-                if self._failures % SALVAGE_AFTER_FAILURES == 0:
-                    # One bad row must not hold back everything else forever: write piece by piece,
-                    # keep what fails for a passing reason (a lock), drop what can never be written.
-                    self._pending = self._salvage(batch)
-                    if not self._pending:
-                        self._failures = 0
-                else:
-                    time.sleep(min(0.05 * self._failures, 2.0))
-                    return
-            else:
-                if self._failures:
-                    logger.warning("alerts: writing to the store again after %d failed attempts", self._failures)
-                self._failures = 0
-                self._pending = Batch()
-                if batch.deliveries and self.on_deliveries is not None:
-                    self.on_deliveries()  # wake the relay: the outbox rows are committed
-            if self._pending:
-                return
-        for event in barriers:
-            event.set()
-        self._barriers = []
+                batch.history.extend(history_chunks(run_id, rows, repaired))  # repairs what it must
+            except Exception:  # never expected (packing repairs key by key); costs this run's rows only
+                logger.exception("alerts: could not encode %d rows of run %s; they are lost", len(rows), run_id)
+            self._warn_repaired(run_id, "logged", repaired)
+        self._set_pending(batch)
+
+    def _write(self, batch: Batch) -> bool:
+        """Commit the batch; on failure keep it (or what salvage leaves of it). True if all is written."""
+        try:
+            self.store.write_batch(batch)
+        except Exception as exc:
+            self._failures += 1
+            if self._failures in (1, 10) or self._failures % 100 == 0:
+                logger.warning("alerts: could not write to %s (%s); keeping %d rows to retry",
+                               self.store.safe_url, exc, sum(c["n_rows"] for c in batch.history))
+            if self._failures % SALVAGE_AFTER_FAILURES != 0:
+                time.sleep(min(0.05 * self._failures, 2.0))
+                return False
+            # One bad row must not hold back everything else forever: write piece by piece,
+            # keep what fails for a passing reason (a lock), drop what can never be written.
+            self._pending = left = self._salvage(batch)
+            self._set_pending(left)
+            if left:
+                return False
+        else:
+            self._pending = Batch()
+            self._set_pending(self._pending)
+            if batch.deliveries and self.on_deliveries is not None:
+                self.on_deliveries()  # wake the relay: the outbox rows are committed
+        if self._failures:
+            logger.warning("alerts: writing to the store again after %d failed attempts%s", self._failures,
+                           f"; {self.dropped_rows} history rows were dropped meanwhile" if self.dropped_rows else "")
+        self._failures = 0
+        return True
+
+    def _set_pending(self, batch: Batch) -> None:
+        """Count what the batch holds, once the drained operations are sorted into it."""
+        with self._drain_lock:
+            self._pending_rows = (sum(chunk["n_rows"] for chunk in batch.history) + len(batch.runs)
+                                  + len(batch.media) + len(batch.alerts) + len(batch.deliveries))
+            self._room_changed()
+
+    def _room_changed(self) -> None:
+        # log() takes its slow path at the wake length, or sooner when the cap is near.
+        self._check_at = max(1, min(WAKE_AT_QUEUE_LENGTH, MAX_PENDING_ROWS + 1 - self._pending_rows))
 
     def _other(self, batch: Batch, op: tuple) -> None:
         tag = op[0]
         if tag == RUN_UPDATE:
-            fields = dict(op[2])
-            for column in ("config", "summary", "tags"):
-                if column in fields and not isinstance(fields[column], str):
-                    fields[column] = jsoncodec.dumps(fields[column])
-            batch.update_run(op[1], fields)
+            self._update_run(batch, op[1], op[2])
         elif tag == ALERT:
-            batch.alerts.append(op[1])
-            if len(op) > 2 and op[2]:
-                batch.deliveries.extend(op[2])  # the alert's outbox rows: same transaction
+            row = op[1]
+            self._warn_repaired(row.get("run_id"), "alert", [(c, "value") for c in jsoncodec.clean_columns(row)])
+            batch.alerts.append(row)
+            for delivery in (op[2] if len(op) > 2 and op[2] else ()):
+                jsoncodec.clean_columns(delivery)  # its payload repeats the alert's title and text
+                batch.deliveries.append(delivery)  # the alert's outbox rows: same transaction
         elif tag == MEDIA:
             _, run_id, step, key, media, relpath = op
             try:
@@ -234,10 +317,45 @@ class Writer:
             except Exception as exc:
                 logger.warning("alerts: could not write %s %r of run %s: %s", media.kind, key, run_id, exc)
                 return
-            batch.media.append({"run_id": run_id, "step": step, "key": key, "kind": media.kind,
-                                "path": relpath, "meta": jsoncodec.dumps(meta)})
+            repaired: list = []
+            row = {"run_id": run_id, "step": step, "key": key, "kind": media.kind, "path": relpath,
+                   "meta": jsoncodec.dumps(meta, repaired)}
+            repaired += [(c, "value") for c in jsoncodec.clean_columns(row)]
+            self._warn_repaired(run_id, f"{media.kind} {key!r}", repaired)
+            batch.media.append(row)
         elif tag == NEW_RUN:
-            batch.runs.append(op[1])
+            row = op[1]
+            self._warn_repaired(row.get("id"), "run", [(c, "value") for c in jsoncodec.clean_columns(row)])
+            batch.runs.append(row)
+
+    def _update_run(self, batch: Batch, run_id: str, update: dict) -> None:
+        """Columns of a run update as the store takes them: documents encoded, text repaired."""
+        fields = dict(update)
+        for column in ("config", "summary", "tags"):
+            if column in fields and not isinstance(fields[column], str):
+                repaired: list = []
+                fields[column] = jsoncodec.dumps(fields[column], repaired)
+                self._warn_repaired(run_id, column, repaired)
+        self._warn_repaired(run_id, "run", [(c, "value") for c in jsoncodec.clean_columns(fields)])
+        batch.update_run(run_id, fields)
+
+    def _warn_repaired(self, run_id: Optional[str], where: str, repaired: list) -> None:
+        """Say once per run and key what was repaired or skipped to make it storable."""
+        for key, what in repaired:
+            seen = (run_id, where, key, what)
+            if seen in self._warned_keys:
+                continue
+            if len(self._warned_keys) < MAX_WARNED_KEYS:
+                self._warned_keys.add(seen)
+            if what == "skipped":
+                logger.warning("alerts: run %s: skipped %s key %r: its value cannot be stored (it refers to "
+                               "itself or is nested too deep)", run_id, where, key)
+            elif what == "key":
+                logger.warning("alerts: run %s: %s key %r has characters no database stores (a lone "
+                               "surrogate or NUL); stored as %r", run_id, where, key, jsoncodec.clean_text(key))
+            else:
+                logger.warning("alerts: run %s: the value of %s key %r has characters no database stores "
+                               "(a lone surrogate or NUL); stored with U+FFFD in their place", run_id, where, key)
 
     def _salvage(self, batch: Batch) -> Batch:
         """Write a failing batch one piece at a time; return what failed for a transient reason."""
@@ -245,49 +363,103 @@ class Writer:
         pieces = ([("runs", row) for row in batch.runs] + [("history", c) for c in batch.history]
                   + [("media", m) for m in batch.media] + [("alerts", a) for a in batch.alerts]
                   + [("deliveries", d) for d in batch.deliveries])
+        unwritten_runs: set = set()  # runs whose insert waits: their rows wait with it
+        history_waits: set = set()  # runs with a chunk kept back: later chunks wait, to stay in step order
         for kind, item in pieces:
-            if kind != "runs" and item.get("run_id") in {run["id"] for run in left.runs}:
-                getattr(left, kind).append(item)  # its run is not written yet: wait with it
+            run_id = item.get("id") if kind == "runs" else item.get("run_id")
+            if run_id in unwritten_runs or (kind == "history" and run_id in history_waits):
+                getattr(left, kind).append(item)
                 continue
             try:
                 self.store.write_batch(Batch(**{kind: [item]}))
-            except PERMANENT_STORE_ERRORS as exc:
+            except TRANSIENT_STORE_ERRORS:  # locked, disk full, connection lost: worth another try
+                getattr(left, kind).append(item)
+                if kind == "runs":
+                    unwritten_runs.add(run_id)
+                elif kind == "history":
+                    history_waits.add(run_id)
+            except Exception as exc:
                 if kind == "runs":  # never drop a run: every row of it would follow
                     left.runs.append(item)
+                    unwritten_runs.add(run_id)
                     continue
                 self.dropped_items += 1
                 logger.error("alerts: dropping one %s row that the store refuses (%s): %r", kind, exc,
                              {k: v for k, v in item.items() if k != "data"})
-            except Exception:  # locked, disk full, connection lost: worth another try
-                getattr(left, kind).append(item)
         for run_id, fields in batch.run_updates.items():
-            try:
-                self.store.write_batch(Batch(run_updates={run_id: fields}))
-            except PERMANENT_STORE_ERRORS as exc:
-                self.dropped_items += 1
-                logger.error("alerts: dropping an update of run %s that the store refuses (%s)", run_id, exc)
-            except Exception:
-                left.update_run(run_id, fields)
+            self._salvage_update(left, run_id, fields)
         return left
 
-    def _trim(self, batch: Batch) -> None:
-        pending = sum(chunk["n_rows"] for chunk in batch.history)
-        while pending > MAX_PENDING_ROWS and len(batch.history) > 1:
-            dropped = batch.history.pop(0)
-            pending -= dropped["n_rows"]
-            self.dropped_rows += dropped["n_rows"]
-            logger.error("alerts: the store has refused writes for a while; dropped %d rows of run %s "
-                         "(%d so far)", dropped["n_rows"], dropped["run_id"], self.dropped_rows)
+    def _salvage_update(self, left: Batch, run_id: str, fields: dict) -> None:
+        """Write a run's update whole or, if the store refuses it, column by column: one refused
+        column (a summary too odd for the driver) must not cost the run its state or its end."""
+        try:
+            self.store.write_batch(Batch(run_updates={run_id: fields}))
+            return
+        except TRANSIENT_STORE_ERRORS:
+            left.update_run(run_id, fields)
+            return
+        except Exception:
+            pass
+        for column, value in fields.items():
+            try:
+                self.store.write_batch(Batch(run_updates={run_id: {column: value}}))
+            except TRANSIENT_STORE_ERRORS:
+                left.update_run(run_id, {column: value})
+            except Exception as exc:
+                self.dropped_items += 1
+                logger.error("alerts: dropping column %s of an update of run %s that the store refuses (%s)",
+                             column, run_id, exc)
+
+    def _trim(self, batch: Batch, ops: list) -> tuple[list, int]:
+        """Keep at most half of MAX_PENDING_ROWS pending (the failed batch plus what was just drained),
+        dropping the oldest: whole chunks of the batch first, then the oldest drained rows. The other
+        half is room for the rows logged while the next attempt waits on the database; log() sheds
+        those only when they alone fill it. Returns the drained operations kept and the rows dropped."""
+        excess = sum(chunk["n_rows"] for chunk in batch.history) + len(ops) - MAX_PENDING_ROWS // 2
+        if excess <= 0:
+            return ops, 0
+        dropped = 0
+        while excess > 0 and batch.history:
+            rows = batch.history.pop(0)["n_rows"]
+            dropped += rows
+            excess -= rows
+        if excess > 0:
+            kept = []
+            for op in ops:
+                if excess > 0 and op[0] == HISTORY:
+                    excess -= 1
+                    dropped += 1
+                else:
+                    kept.append(op)  # runs, updates, alerts, barriers: never dropped
+            ops = kept
+        return ops, dropped
+
+    def _count_dropped(self, rows: int) -> None:
+        """Count dropped rows; warn at once the first time, then at most every DROP_WARNING_EVERY s."""
+        if not rows:
+            return
+        with self._drain_lock:  # the logging thread and the writer both drop
+            self.dropped_rows += rows
+            now = time.monotonic()
+            if self._drop_warned_at is not None and now - self._drop_warned_at < DROP_WARNING_EVERY:
+                return
+            self._drop_warned_at = now
+            since, self._dropped_reported = self.dropped_rows - self._dropped_reported, self.dropped_rows
+        logger.warning("alerts: the store at %s has not taken writes for a while; dropped %d of the oldest "
+                       "history rows (%d in all) to hold at most %d rows in memory", self.store.safe_url,
+                       since, self.dropped_rows, MAX_PENDING_ROWS)
 
 
-def history_chunks(run_id: str, rows: list[dict]) -> list[dict]:
-    """Rows of one run as HistoryChunk columns, at most CHUNK_ROWS rows a chunk."""
+def history_chunks(run_id: str, rows: list[dict], repaired: Optional[list] = None) -> list[dict]:
+    """Rows of one run as HistoryChunk columns, at most CHUNK_ROWS rows a chunk (keys or values the
+    store cannot encode are repaired and noted in ``repaired``)."""
     chunks = []
     for start in range(0, len(rows), CHUNK_ROWS):
         part = rows[start:start + CHUNK_ROWS]
         chunks.append({"run_id": run_id, "first_step": part[0]["_step"], "last_step": part[-1]["_step"],
                        "n_rows": len(part), "last_time": part[-1]["_timestamp"],
-                       "data": jsoncodec.pack_rows(part)})
+                       "data": jsoncodec.pack_rows(part, repaired)})
     return chunks
 
 
