@@ -18,7 +18,7 @@ from alerts.channels.console import ConsoleChannel
 from alerts.errors import UsageError
 from alerts.sdk import crashes, lifecycle
 from alerts.sdk.config import PreInit, config_dict
-from alerts.sdk.names import new_run_id, new_run_name
+from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, RUN_UPDATE, writer_for
 from alerts.delivery import embedded as delivery
@@ -91,9 +91,13 @@ def init(
     ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store under ``dir`` or
     ``ALERTS_DIR``) or ``"disabled"`` (nothing is stored; every call is a cheap no-op). Without
     ``mode``, ``ALERTS_MODE`` and then ``WANDB_MODE`` are read. ``entity`` is accepted and ignored:
-    runs belong to ``ALERTS_USER``. ``id`` with ``resume="allow"``/``"must"``/``True`` continues an
-    earlier run. If a run is current, it is returned (``reinit="finish_previous"`` or ``True``
-    finishes it first; ``"create_new"`` starts another beside it).
+    runs belong to ``ALERTS_USER``. ``id`` (else ``WANDB_RUN_ID``) with ``resume="allow"``/
+    ``"must"``/``True`` (else ``WANDB_RESUME``) continues an earlier run. If a run is current, it is
+    returned (``reinit="finish_previous"`` or ``True`` finishes it first; ``"create_new"`` starts
+    another beside it).
+
+    Ids, names and the project follow the rules in :mod:`alerts.sdk.names` (an id is 1-64 letters,
+    digits, ``-`` or ``_``); one that breaks them is an :class:`~alerts.errors.InvalidArgument`.
     """
     unknown = set(kwargs) - IGNORED_INIT_KEYWORDS
     if unknown:
@@ -105,7 +109,11 @@ def init(
             _current.finish()
     config_values = _filter_config(config_dict(config), kwargs.get("config_include_keys"),
                                    kwargs.get("config_exclude_keys"))
-    project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    project = check_project(project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT)
+    id, resume = _run_id_and_resume(id, resume)
+    name, group, job_type, notes = (check_text(name, "name"), check_text(group, "group"),
+                                    check_text(job_type, "job_type"), check_text(notes, "notes"))
+    tags = check_tags(tags)
     resolved_mode = _resolve_mode(mode)
     if resolved_mode == "disabled":
         run = Run(id=id or new_run_id(), name=name or "disabled-run", project=project, owner="",
@@ -114,7 +122,7 @@ def init(
         _set_globals(run)
         return run
     settings = load_settings(dir=Path(dir) if dir else None)
-    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
+    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
     _apply_rules(run, settings)
     _apply_delivery(run, settings)
@@ -122,6 +130,17 @@ def init(
     lifecycle.register(run)
     _set_globals(run)
     return run
+
+
+def _run_id_and_resume(run_id: Optional[str], resume: Any) -> tuple[Optional[str], Any]:
+    """The run id (``id``, else ``WANDB_RUN_ID``), checked, and ``resume`` (else ``WANDB_RESUME``)."""
+    if run_id is not None:
+        run_id = check_run_id(run_id)
+    elif os.environ.get("WANDB_RUN_ID"):
+        run_id = check_run_id(os.environ["WANDB_RUN_ID"], "WANDB_RUN_ID")
+    if resume is None and os.environ.get("WANDB_RESUME"):
+        resume = os.environ["WANDB_RESUME"]
+    return run_id, resume
 
 
 def _apply_rules(run: Run, settings: Settings) -> None:
