@@ -7,15 +7,23 @@ PostgreSQL at 127.0.0.1:5432/test (``backend_url``); the processes are real inte
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 import alerts as wandb
-from alerts.errors import InvalidArgument
-from alerts.sdk import lifecycle, worker
+from alerts import clock as _clock
+from alerts.errors import InvalidArgument, RunInUseError
+from alerts.sdk import claims, crashes, lifecycle, worker
 from alerts.sdk.media import media_path
+from alerts.settings import load_settings
 from alerts.store import db
+from alerts.store.models import RunRecord
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -152,3 +160,148 @@ def test_media_path_refuses_what_resolves_outside(tmp_path):
     for bad in ("../x", "run/../../x", "/etc/x", ".", ""):
         with pytest.raises(ValueError, match="outside the media folder"):
             media_path(root, bad)
+
+
+# -- 3. one writer per run --------------------------------------------------------------------------
+
+
+# Resumes run argv[1] and prints where it starts (or why it may not), then on "go" logs argv[2] steps
+# and finishes with exit code argv[3].
+RESUMER = """
+    import sys
+    import alerts
+
+    run_id, steps, code = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    try:
+        run = alerts.init(project="p", id=run_id, resume="allow")
+    except alerts.Error as exc:
+        print(f"refused: {type(exc).__name__}: {exc}", flush=True)
+        sys.exit(3)
+    print(f"started at {run.step}", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit("no start signal")
+    for _ in range(steps):
+        alerts.log({"x": run.step})
+    alerts.finish(exit_code=code)
+    print("done", flush=True)
+"""
+
+
+def first_hundred_steps(run_id: str) -> None:
+    wandb.init(project="p", id=run_id)
+    for i in range(100):
+        wandb.log({"x": i})
+    wandb.finish()
+
+
+def steps_of(run_id: str) -> list[int]:
+    return [row["_step"] for row in wandb.Api().run(run_id).scan_history()]
+
+
+def test_a_second_process_cannot_resume_a_run_another_live_process_writes(spawn, backend_url):
+    first_hundred_steps("shared")
+    holder = spawn(RESUMER, "shared", "100", "1")
+    holder.expect("started at 100")
+
+    second = spawn(RESUMER, "shared", "100", "0")
+    line = second.next_line()
+    assert line.startswith("refused: RunInUseError: run 'shared' is being written by process "
+                           f"{holder.proc.pid} on {socket.gethostname()}"), line
+    assert "one process writes a run at a time" in line and "Resume it" in line
+    assert second.wait() == 3
+
+    holder.send("go\n")
+    holder.expect("done")
+    assert holder.wait() == 0
+    assert steps_of("shared") == list(range(200))  # steps 100-199 once
+    assert wandb.Api().run("shared").state == "failed"  # the holder's end, not overwritten
+
+    later = spawn(RESUMER, "shared", "10", "0")  # the holder has ended: resuming works
+    later.expect("started at 200")
+    later.send("go\n")
+    later.expect("done")
+    assert later.wait() == 0
+    assert steps_of("shared") == list(range(210))
+    assert wandb.Api().run("shared").state == "finished"
+
+
+def test_a_run_whose_process_was_killed_can_be_resumed_at_once(spawn, backend_url):
+    first_hundred_steps("victim")
+    holder = spawn(RESUMER, "victim", "0", "0")
+    holder.expect("started at 100")
+    holder.proc.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert wandb.Api().run("victim").state == "running"  # no heartbeat gone stale yet: only the pid tells
+
+    again = spawn(RESUMER, "victim", "5", "0")
+    again.expect("started at 100")
+    again.send("go\n")
+    again.expect("done")
+    assert again.wait() == 0
+    assert steps_of("victim") == list(range(105))
+
+
+def set_holder(run_id: str, **fields) -> None:
+    store = db.open_store(load_settings().resolved_database_url())
+    with store.engine.begin() as conn:
+        conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(state="running", **fields))
+
+
+def test_a_fresh_heartbeat_from_another_host_holds_the_run_and_a_stale_one_does_not(backend_url):
+    first_hundred_steps("remote")
+    now = _clock.now()
+    set_holder("remote", host="gpu-node-7", pid=4242, heartbeat_at=now - 30)
+    with pytest.raises(RunInUseError, match="process 4242 on gpu-node-7 .*last heartbeat 30 s ago"):
+        wandb.init(project="p", id="remote", resume="must")
+    set_holder("remote", host="gpu-node-7", pid=4242, heartbeat_at=now - crashes.CRASH_AFTER - 1)
+    run = wandb.init(project="p", id="remote", resume="must")
+    assert run.step == 100
+    wandb.finish()
+    stored = wandb.Api().run("remote")
+    assert stored.state == "finished"
+
+
+def test_a_dead_pid_on_this_host_frees_the_run_even_with_a_fresh_heartbeat(backend_url):
+    first_hundred_steps("local")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    set_holder("local", host=socket.gethostname(), pid=int(gone.stdout), heartbeat_at=_clock.now())
+    run = wandb.init(project="p", id="local", resume="allow")
+    assert run.step == 100
+
+
+def test_this_process_cannot_resume_a_run_it_is_still_writing():
+    first = wandb.init(project="p", id="twice")
+    with pytest.raises(RunInUseError, match="this process"):
+        wandb.init(project="p", id="twice", resume="allow", reinit="create_new")
+    first.finish()
+    assert wandb.init(project="p", id="twice", resume="allow").step == 0
+
+
+def test_of_two_claims_on_one_reading_only_the_first_wins(store_backend):
+    now = _clock.now()
+    store_backend.create_run({"id": "r", "owner": "o", "project": "p", "name": "n", "created_at": now,
+                              "updated_at": now, "heartbeat_at": now, "state": "finished", "pid": 1, "host": "h"})
+    seen = store_backend.get_run("r")
+    assert store_backend.claim_run(seen, {"state": "running", "pid": 2, "heartbeat_at": now + 1})
+    assert not store_backend.claim_run(seen, {"state": "running", "pid": 3, "heartbeat_at": now + 2})
+    assert store_backend.get_run("r").pid == 2
+    assert not store_backend.create_run({"id": "r", "owner": "o", "project": "p", "name": "again",
+                                         "created_at": now, "updated_at": now, "heartbeat_at": now})
+    assert store_backend.get_run("r").name == "n"
+
+
+def test_the_crash_watchdog_does_not_mark_a_run_resumed_under_its_feet(store_backend):
+    """The watchdog reads a stale run, then checks its pid: a resume landing in between keeps the run."""
+    now = _clock.now()
+    store_backend.create_run({"id": "r", "owner": "o", "project": "p", "name": "n", "created_at": now - 500,
+                              "updated_at": now - 500, "heartbeat_at": now - 500, "state": "running",
+                              "pid": 1, "host": "here"})
+
+    def resumed_meanwhile(_pid: int) -> bool:
+        claims.claim(store_backend, "r", lambda _r: {"heartbeat_at": now, "pid": os.getpid(), "host": "here"},
+                     now, "here")
+        return False
+
+    assert crashes.find_crashed(store_backend, now, "here", is_alive=resumed_meanwhile) == []
+    record = store_backend.get_run("r")
+    assert (record.state, record.pid, record.heartbeat_at) == ("running", os.getpid(), now)
