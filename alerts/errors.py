@@ -4,7 +4,9 @@
 
     Exception
     └── Error                 anything alerts raises on purpose (wandb.Error's twin)
-        └── UsageError        the API was called out of order: log() before init(), alert() after finish()
+        ├── UsageError        the API was called out of order: log() before init(), alert() after finish()
+        │   └── RunInUseError init(id=X, resume=...) while another live process is writing run X
+        └── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
 
     UserWarning
     └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
@@ -20,6 +22,14 @@ class Error(Exception):
 
 class UsageError(Error):
     """The API was used out of order (before ``init()`` or after ``finish()``)."""
+
+
+class RunInUseError(UsageError):
+    """``init(id=..., resume=...)`` of a run that another live process is writing: one writer per run."""
+
+
+class InvalidArgument(Error, ValueError):
+    """An ``init()`` argument that breaks a rule of the store (a run id with a ``/``, a name with NUL)."""
 
 
 class AlertsWarning(UserWarning):

@@ -16,11 +16,11 @@ from typing import Any, Iterable, Optional, Sequence
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
 from alerts.errors import UsageError
-from alerts.sdk import crashes, lifecycle
+from alerts.sdk import claims, crashes, lifecycle
 from alerts.sdk.config import PreInit, config_dict
-from alerts.sdk.names import new_run_id, new_run_name
+from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
 from alerts.sdk.run import Run
-from alerts.sdk.worker import NEW_RUN, RUN_UPDATE, writer_for
+from alerts.sdk.worker import NEW_RUN, writer_for
 from alerts.delivery import embedded as delivery
 from alerts.rules.active import active_rules
 from alerts.rules.engine import RunRules
@@ -91,9 +91,14 @@ def init(
     ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store under ``dir`` or
     ``ALERTS_DIR``) or ``"disabled"`` (nothing is stored; every call is a cheap no-op). Without
     ``mode``, ``ALERTS_MODE`` and then ``WANDB_MODE`` are read. ``entity`` is accepted and ignored:
-    runs belong to ``ALERTS_USER``. ``id`` with ``resume="allow"``/``"must"``/``True`` continues an
-    earlier run. If a run is current, it is returned (``reinit="finish_previous"`` or ``True``
-    finishes it first; ``"create_new"`` starts another beside it).
+    runs belong to ``ALERTS_USER``. ``id`` (else ``WANDB_RUN_ID``) with ``resume="allow"``/
+    ``"must"``/``True`` (else ``WANDB_RESUME``) continues an earlier run, unless another live process
+    is writing it (:class:`~alerts.errors.RunInUseError`: one writer per run). If a run is current,
+    it is returned (``reinit="finish_previous"`` or ``True`` finishes it first; ``"create_new"``
+    starts another beside it).
+
+    Ids, names and the project follow the rules in :mod:`alerts.sdk.names` (an id is 1-64 letters,
+    digits, ``-`` or ``_``); one that breaks them is an :class:`~alerts.errors.InvalidArgument`.
     """
     unknown = set(kwargs) - IGNORED_INIT_KEYWORDS
     if unknown:
@@ -105,7 +110,11 @@ def init(
             _current.finish()
     config_values = _filter_config(config_dict(config), kwargs.get("config_include_keys"),
                                    kwargs.get("config_exclude_keys"))
-    project = project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    project = check_project(project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT)
+    id, resume = _run_id_and_resume(id, resume)
+    name, group, job_type, notes = (check_text(name, "name"), check_text(group, "group"),
+                                    check_text(job_type, "job_type"), check_text(notes, "notes"))
+    tags = check_tags(tags)
     resolved_mode = _resolve_mode(mode)
     if resolved_mode == "disabled":
         run = Run(id=id or new_run_id(), name=name or "disabled-run", project=project, owner="",
@@ -114,7 +123,7 @@ def init(
         _set_globals(run)
         return run
     settings = load_settings(dir=Path(dir) if dir else None)
-    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=list(tags or ()),
+    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
     _apply_rules(run, settings)
     _apply_delivery(run, settings)
@@ -122,6 +131,17 @@ def init(
     lifecycle.register(run)
     _set_globals(run)
     return run
+
+
+def _run_id_and_resume(run_id: Optional[str], resume: Any) -> tuple[Optional[str], Any]:
+    """The run id (``id``, else ``WANDB_RUN_ID``), checked, and ``resume`` (else ``WANDB_RESUME``)."""
+    if run_id is not None:
+        run_id = check_run_id(run_id)
+    elif os.environ.get("WANDB_RUN_ID"):
+        run_id = check_run_id(os.environ["WANDB_RUN_ID"], "WANDB_RUN_ID")
+    if resume is None and os.environ.get("WANDB_RESUME"):
+        resume = os.environ["WANDB_RESUME"]
+    return run_id, resume
 
 
 def _apply_rules(run: Run, settings: Settings) -> None:
@@ -194,34 +214,48 @@ def _start_embedded(settings: Settings, *, project: str, name: Optional[str], co
     store = open_store(settings.resolved_database_url())
     writer = writer_for(store, settings.media_dir(), settings.flush_interval)
     now = _clock.now()
-    existing = store.get_run(run_id) if run_id else None
     common = dict(project=project, owner=settings.user, group=group, job_type=job_type, tags=tags,
                   notes=notes, dir=str(settings.dir), writer=writer, channel=ConsoleChannel(),
                   on_finish=_on_finish)
-    if existing is not None:
-        if resume in (None, False, "never"):
-            raise UsageError(f"run id {run_id!r} already exists; pass resume='allow' to continue it")
-        merged_config = {**jsoncodec.loads(existing.config), **config}
-        run = Run(id=existing.id, name=name or existing.name, config=merged_config,
-                  summary=jsoncodec.loads(existing.summary), start_step=existing.last_step + 1, **common)
-        run._resumed = True
-        writer.append((RUN_UPDATE, run.id, {
-            "state": "running", "config": merged_config, "updated_at": now, "heartbeat_at": now,
-            "finished_at": None, "exit_code": None, "error_type": None, "error_text": None,
-            "pid": os.getpid(), "host": socket.gethostname(),
-        }))
-        return run
+    if run_id is not None and store.get_run(run_id) is not None:
+        return _resume_run(store, run_id, resume, name, config, now, common)
     if resume == "must":
         raise UsageError(f"resume='must' but there is no run with id {run_id!r}")
-    run_id = run_id or new_run_id()
-    name = name or new_run_name(store.count_runs(project) + 1)
-    run = Run(id=run_id, name=name, config=config, **common)
-    writer.append((NEW_RUN, {
-        "id": run_id, "owner": settings.user, "project": project, "name": name, "group": group,
+    row = {
+        "id": run_id or new_run_id(), "owner": settings.user, "project": project,
+        "name": name or new_run_name(store.count_runs(project) + 1), "group": group,
         "job_type": job_type, "tags": jsoncodec.dumps(tags), "notes": notes, "config": jsoncodec.dumps(config),
         "summary": "{}", "state": "running", "created_at": now, "updated_at": now, "heartbeat_at": now,
         "last_step": -1, "host": socket.gethostname(), "pid": os.getpid(),
-    }))
+    }
+    if run_id is None:
+        writer.append((NEW_RUN, row))  # a fresh random id: written with the first batch, init() waits for nothing
+    elif not store.create_run(row):
+        # A given id is created now, in the store, so that of two processes starting it at once
+        # exactly one creates it; the other resumes it (or finds it held) like any existing run.
+        return _resume_run(store, run_id, resume, name, config, now, common)
+    return Run(id=row["id"], name=row["name"], config=config, **common)
+
+
+def _resume_run(store, run_id: str, resume: Any, name: Optional[str], config: dict, now: float,
+                common: dict) -> Run:
+    """Continue the stored run ``run_id``, once this process has claimed it (one writer per run)."""
+    if resume in (None, False, "never"):
+        raise UsageError(f"run id {run_id!r} already exists; pass resume='allow' to continue it")
+
+    def fields_for(record) -> dict:
+        merged = {**jsoncodec.loads(record.config), **config}
+        return {"state": "running", "config": jsoncodec.dumps(merged), "updated_at": now, "heartbeat_at": now,
+                "finished_at": None, "exit_code": None, "error_type": None, "error_text": None,
+                "pid": os.getpid(), "host": socket.gethostname()}
+
+    writer = common["writer"]
+    live_here = {run.id for run in lifecycle.live_runs()}
+    existing = claims.claim(store, run_id, fields_for, now, socket.gethostname(), live_here=live_here,
+                            flush=writer.flush)
+    run = Run(id=existing.id, name=name or existing.name, config={**jsoncodec.loads(existing.config), **config},
+              summary=jsoncodec.loads(existing.summary), start_step=existing.last_step + 1, **common)
+    run._resumed = True
     return run
 
 

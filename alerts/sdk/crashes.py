@@ -48,7 +48,9 @@ def find_crashed(store: Store, now: float, host: str, is_alive: Callable[[int], 
         if record.host == host and record.pid is not None and is_alive(record.pid):
             continue  # its process is still there (stopped, or a writer stuck): not a crash yet
         with store.engine.begin() as conn:
-            result = conn.execute(update(RunRecord).where(RunRecord.id == record.id, RunRecord.state == "running")
+            # Only the row as it was read: a process that resumed the run meanwhile (a new heartbeat) keeps it.
+            result = conn.execute(update(RunRecord).where(RunRecord.id == record.id, RunRecord.state == "running",
+                                                          RunRecord.heartbeat_at == record.heartbeat_at)
                                   .values(state="crashed", finished_at=now, updated_at=now,
                                           error_type="crashed", error_text=f"no heartbeat since {record.heartbeat_at:.0f}"))
         if result.rowcount:  # another process may have marked it first

@@ -36,9 +36,26 @@ class Media:
         return {"_type": f"{self.kind}-file", "path": relpath}
 
 
+# The longest key fragment in a file name: the step, a counter and a suffix follow, and most file
+# systems refuse names over 255 bytes.
+MAX_NAME = 100
+
+
 def safe_name(key: str) -> str:
-    """A key as a file-name fragment."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._") or "media"
+    """A key as a file-name fragment: letters, digits, ``_ . -`` only (no ``/``, no leading dot),
+    at most ``MAX_NAME`` characters; the file name adds a counter, so two keys never share a file."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._")[:MAX_NAME] or "media"
+
+
+def media_path(media_root: Path, relpath: str) -> Path:
+    """The absolute path of the media file ``relpath``, which must resolve inside ``media_root``
+    (a ``ValueError`` otherwise): whatever a run id, a key or a symbolic link says, nothing is written
+    outside the store's media folder."""
+    root = media_root.resolve()
+    path = (root / relpath).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise ValueError(f"media path {relpath!r} is outside the media folder {str(root)!r}")
+    return path
 
 
 # -- Image -------------------------------------------------------------------------------------------
@@ -190,9 +207,10 @@ class Table(Media):
             for col_index, value in enumerate(row):
                 if getattr(value, "_is_media", False):
                     name = f"{path.name.removesuffix(self.suffix)}_r{row_index}c{col_index}{value.suffix}"
-                    cell_path = path.parent / name
+                    relpath = str((path.parent / name).relative_to(media_root.resolve()))
+                    cell_path = media_path(media_root, relpath)
                     meta = value.write(cell_path, media_root, run_id)
-                    value = {**value.placeholder(str(cell_path.relative_to(media_root))), **meta}
+                    value = {**value.placeholder(relpath), **meta}
                 out_row.append(value)
             cells.append(out_row)
         payload = {"_type": "table", "columns": self.columns, "data": cells}

@@ -32,6 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from alerts import clock as _clock
+from alerts.sdk.media import media_path
 from alerts.store import jsoncodec
 from alerts.store.db import Batch, Store
 
@@ -311,7 +312,7 @@ class Writer:
         elif tag == MEDIA:
             _, run_id, step, key, media, relpath = op
             try:
-                path = self.media_root / relpath
+                path = media_path(self.media_root, relpath)  # before mkdir: nothing outside the store
                 path.parent.mkdir(parents=True, exist_ok=True)
                 meta = media.write(path, self.media_root, run_id)
             except Exception as exc:

@@ -135,6 +135,30 @@ class Store:
             for run_id, fields in batch.run_updates.items():
                 conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
 
+    def create_run(self, row: dict) -> bool:
+        """Insert a run row now; ``False`` (and nothing written) if a run with its id exists already,
+        so that of two processes starting one id at once, exactly one creates it."""
+        with self.engine.begin() as conn:
+            query = self._insert_ignoring_duplicates(RunRecord).values(**row)
+            if self.is_sqlite:  # RETURNING needs SQLite 3.35; rowcount is right there
+                return conn.execute(query).rowcount == 1
+            # psycopg reports rowcount -1 for an INSERT ... ON CONFLICT DO NOTHING: ask for the row.
+            return conn.execute(query.returning(RunRecord.id)).first() is not None
+
+    def claim_run(self, seen: RunRecord, fields: dict) -> bool:
+        """Write ``fields`` on run ``seen.id`` only if its row is still as ``seen`` was read (same
+        state, holder and heartbeat): a compare-and-set, so of two processes claiming a run at once
+        exactly one wins, and a holder that wrote a heartbeat meanwhile keeps its run."""
+        query = update(RunRecord).where(
+            RunRecord.id == seen.id,
+            RunRecord.state == seen.state,
+            RunRecord.heartbeat_at == seen.heartbeat_at,
+            RunRecord.pid.is_not_distinct_from(seen.pid),
+            RunRecord.host.is_not_distinct_from(seen.host),
+        ).values(**fields)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
     def _insert_ignoring_duplicates(self, model):
         if self.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
