@@ -76,6 +76,14 @@ def load_bounded(text: str) -> Any:
     return yaml.load(text, Loader=BoundedLoader)
 
 
+def describe_yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """``file:line: problem`` for a YAML error (a bound of :class:`BoundedLoader` or bad syntax)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    kind = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
+    return f"{where}: {kind}{getattr(exc, 'problem', None) or exc}"
+
+
 # Given a pydantic error location and the file's data: the location to look up in the file (pydantic
 # may add parts that are not keys, such as a union's tag) and a prefix for the message.
 Describe = Callable[[tuple, Any], tuple[tuple, str]]
@@ -94,10 +102,7 @@ def read_yaml(path: Path, errors: list[str]) -> Optional[tuple[yaml.Node, Any]]:
         root = yaml.compose(text, Loader=BoundedLoader)
         data = load_bounded(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        kind = "" if isinstance(exc, YamlLimitError) else "not valid YAML: "
-        errors.append(f"{where}: {kind}{getattr(exc, 'problem', None) or exc}")
+        errors.append(describe_yaml_error(path, exc))
         return None
     before = len(errors)
     duplicate_keys(root, str(path), errors)

@@ -40,7 +40,7 @@ from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
 from alerts.rules.templates import clip_text, clip_title, template_values
-from alerts.yamlfile import load_bounded
+from alerts.yamlfile import describe_yaml_error, load_bounded
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
@@ -234,7 +234,9 @@ def run_test_file(path: Path) -> list[Outcome]:
     try:
         data = load_bounded(path.read_text(encoding="utf-8"))  # bounded: no alias bombs
         spec = RuleTestFile.model_validate(data)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+    except yaml.YAMLError as exc:
+        return [Outcome(str(path), False, problem=f"cannot read the test file: {describe_yaml_error(path, exc)}")]
+    except (OSError, ValidationError) as exc:
         return [Outcome(str(path), False, problem=f"cannot read the test file: {exc}")]
     try:
         interval = parse_duration(spec.interval)
