@@ -5,14 +5,16 @@ value logged at that step. The rows a run logs between two commits of the backgr
 together as one *chunk* (MessagePack: NaN and +-Infinity survive, no float is formatted as text). A
 row per point, or JSON per step, costs the writer more CPU per step than ``log()`` itself costs, and
 the writer shares the GIL with the training loop: with chunks it keeps up with a loop that does
-nothing but log, so memory stays flat. Other columns hold JSON (Python's dialect, NaN allowed).
+nothing but log, so memory stays flat. Other columns hold JSON (Python's dialect, NaN allowed). Steps and exit codes are 64-bit on both
+backends (PostgreSQL's INTEGER is 32-bit: a step past 2**31 would be stored by SQLite and refused
+by PostgreSQL).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import Column, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -37,10 +39,10 @@ class RunRecord(SQLModel, table=True):
     updated_at: float
     heartbeat_at: float
     finished_at: Optional[float] = None
-    exit_code: Optional[int] = None
+    exit_code: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
     error_type: Optional[str] = None
     error_text: Optional[str] = Field(default=None, sa_column=Column(Text))
-    last_step: int = -1
+    last_step: int = Field(default=-1, sa_column=Column(BigInteger, nullable=False, default=-1))
     host: Optional[str] = None
     pid: Optional[int] = None
 
@@ -53,8 +55,8 @@ class HistoryChunk(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id")
-    first_step: int
-    last_step: int
+    first_step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_step: int = Field(sa_column=Column(BigInteger, nullable=False))
     n_rows: int
     last_time: float
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
@@ -67,7 +69,7 @@ class MediaRecord(SQLModel, table=True):
 
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id", index=True)
-    step: int
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
     key: str
     kind: str  # table | image
     path: str  # relative to the media folder
@@ -94,7 +96,7 @@ class AlertRecord(SQLModel, table=True):
     outcome: str  # notified | suppressed | failed (the channel raised; reason says why)
     reason: Optional[str] = None
     wait_duration: float = 60.0
-    step: Optional[int] = None
+    step: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
 
 
 class DeliveryRecord(SQLModel, table=True):

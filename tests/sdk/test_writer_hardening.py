@@ -145,3 +145,16 @@ def test_clean_text_replaces_what_no_database_stores():
     assert jsoncodec.clean_text("\ud83d\ude00") == "\U0001F600"  # a surrogate pair is a character
     plain = "plain"
     assert jsoncodec.clean_text(plain) is plain
+
+
+def test_steps_and_exit_codes_past_32_bits_are_stored_alike_on_both_backends(store_backend, monkeypatch):
+    """wandb's steps are 64-bit: PostgreSQL's INTEGER columns refused a step past 2**31 (the chunk was
+    dropped) and an exit code past it, while SQLite stored both."""
+    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
+    run = wandb.init(project="p")
+    wandb.log({"loss": 1.0}, step=3_000_000_000, commit=True)
+    wandb.log({"loss": 0.5})
+    run.finish(exit_code=2**40, timeout=60)
+    record = store_backend.get_run(run.id)
+    assert (record.state, record.exit_code, record.last_step) == ("failed", 2**40, 3_000_000_001)
+    assert [r["_step"] for r in store_backend.iter_history(run.id)] == [3_000_000_000, 3_000_000_001]
