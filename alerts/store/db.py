@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from sqlalchemy import event, func, insert, text, update
+from sqlalchemy import event, func, insert, inspect, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -107,6 +107,10 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def _create_schema(self) -> None:
+        # Tables all there (every start but the first): no lock, so that a store another program
+        # holds a write lock on does not stall init() here.
+        if set(SQLModel.metadata.tables) <= set(inspect(self.engine).get_table_names()):
+            return
         # Processes starting together on an empty database take turns: each creates what is
         # missing while holding the schema lock, so the next one finds the tables committed.
         with schema_lock(self.engine) as conn:

@@ -110,3 +110,24 @@ def test_processes_starting_together_on_an_empty_postgresql_schema(spawn, tmp_pa
         answers = run_round(children, tmp_path, round_no, url)
         assert answers == ["ok"] * CHILDREN, f"round {round_no}: {answers}"
         assert stored_runs(url) == [f"r{round_no}-{i}" for i in range(CHILDREN)]
+
+
+def test_opening_an_existing_store_takes_no_write_lock(tmp_path, monkeypatch):
+    """Another program holding the write lock (a long transaction, `sqlite3` open in a shell) must not
+    make init() fail: the tables are there, so opening the store needs no lock at all."""
+    import sqlite3
+
+    from alerts.store import db
+
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    db.Store(url).dispose()  # the tables exist
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)  # give up fast instead of after 30 s
+    holder = sqlite3.connect(tmp_path / "alerts.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        store = db.Store(url)  # raised "database is locked" when schema creation always locked
+        assert store.get_run("nope") is None  # and reads still work beside the writer
+        store.dispose()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
