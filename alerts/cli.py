@@ -141,7 +141,13 @@ def _collapse_suppressed(alerts: list[dict]) -> list[tuple[dict, int]]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from alerts import demo
 
-    return demo.main(dir=args.dir, runs=args.runs, steps=args.steps)
+    alerting = demo.main(dir=args.dir, runs=args.runs, steps=args.steps)
+    print()
+    main(["runs", "--project", "demo"])
+    for run_id in alerting:
+        print()
+        main(["show", run_id])
+    return 0
 
 
 def _rules_paths(args: argparse.Namespace) -> list:
