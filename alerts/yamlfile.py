@@ -84,6 +84,17 @@ def describe_yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     return f"{where}: {kind}{getattr(exc, 'problem', None) or exc}"
 
 
+def read_utf8(path: Path) -> str:
+    """A YAML file's text; ``UnicodeDecodeError`` (see :func:`describe_decode_error`) if it is not UTF-8."""
+    return path.read_bytes().decode("utf-8")
+
+
+def describe_decode_error(path: Path, exc: UnicodeDecodeError) -> str:
+    """``file:line: ...`` for a file saved in another encoding (an editor's Latin-1 or cp1252 "é")."""
+    line = exc.object[:exc.start].count(b"\n") + 1
+    return (f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8")
+
+
 # Given a pydantic error location and the file's data: the location to look up in the file (pydantic
 # may add parts that are not keys, such as a union's tag) and a prefix for the message.
 Describe = Callable[[tuple, Any], tuple[tuple, str]]
@@ -92,9 +103,12 @@ Describe = Callable[[tuple, Any], tuple[tuple, str]]
 def read_yaml(path: Path, errors: list[str]) -> Optional[tuple[yaml.Node, Any]]:
     """``(node tree, data)`` of a YAML file, or None with the problem appended to ``errors``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         errors.append(f"{path}: cannot read: {exc}")
+        return None
+    except UnicodeDecodeError as exc:
+        errors.append(describe_decode_error(path, exc))
         return None
     try:
         # Composed for the lines and constructed apart: constructing merges ``<<`` keys into the

@@ -40,7 +40,7 @@ from alerts.rules.engine import RunRules, Transition
 from alerts.rules.loader import RuleLoadError, RuleSet, load_rules
 from alerts.rules.schema import RunInfo
 from alerts.rules.templates import clip_text, clip_title, template_values
-from alerts.yamlfile import describe_yaml_error, load_bounded
+from alerts.yamlfile import describe_decode_error, describe_yaml_error, load_bounded, read_utf8
 
 MISSING = None
 _TOKEN = re.compile(r"^(?P<start>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:(?P<sign>[-+])(?P<step>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?x(?P<count>\d+)$")
@@ -232,10 +232,12 @@ def _matches(expected: ExpectedAlert, got: dict) -> bool:
 def run_test_file(path: Path) -> list[Outcome]:
     """Load a test file and its rule files, run every test; problems loading are one failed outcome."""
     try:
-        data = load_bounded(path.read_text(encoding="utf-8"))  # bounded: no alias bombs
+        data = load_bounded(read_utf8(path))  # bounded: no alias bombs
         spec = RuleTestFile.model_validate(data)
     except yaml.YAMLError as exc:
         return [Outcome(str(path), False, problem=f"cannot read the test file: {describe_yaml_error(path, exc)}")]
+    except UnicodeDecodeError as exc:
+        return [Outcome(str(path), False, problem=f"cannot read the test file: {describe_decode_error(path, exc)}")]
     except (OSError, ValidationError) as exc:
         return [Outcome(str(path), False, problem=f"cannot read the test file: {exc}")]
     try:

@@ -83,3 +83,32 @@ def test_anchors_and_merge_keys_still_work(tmp_path):
     destinations = load_channels([tmp_path / "bob.yaml"], env={}).of("bob")
     assert [d.config.min_level for d in destinations] == ["ERROR", "WARN", "ERROR"]
 
+
+
+# Saved by an editor in Latin-1 / cp1252: "café" and "°" are single bytes that are not UTF-8.
+LATIN1 = {
+    "rules": b'rules:\n  - name: r\n    metric: loss\n    condition: "> 1"\n    title: "caf\xe9 \xb0"\n',
+    "channels": b"user: alice\nchannels:\n  - type: email\n    to: caf\xe9@example.com\n",
+}
+
+
+@pytest.mark.parametrize("where", ["rules", "channels"])
+def test_a_file_not_in_utf8_is_an_error_with_its_line_and_the_run_goes_on(run_script, tmp_path, where):
+    folder = tmp_path / where
+    folder.mkdir()
+    path = folder / "alice.yaml"
+    path.write_bytes(LATIN1[where])
+    env = {"ALERTS_RULES": str(tmp_path / "rules"), "ALERTS_CHANNELS": str(tmp_path / "channels")}
+    result = run_script(RUN, env=env, timeout=BOUND)  # init() raised UnicodeDecodeError
+    assert result.returncode == 0 and "finished" in result.stdout, result.stderr[-3000:]
+    line = 5 if where == "rules" else 4
+    assert f"{path}:{line}: not UTF-8 text (byte 0xe9); save the file as UTF-8" in result.stderr
+
+
+def test_rules_check_reports_a_file_not_in_utf8(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(LATIN1["rules"])
+    result = subprocess.run([sys.executable, "-m", "alerts.cli", "rules", "check", str(path)],
+                            capture_output=True, text=True, timeout=BOUND)
+    assert result.returncode == 1, result.stderr  # was a traceback
+    assert f"{path}:5: not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
