@@ -63,6 +63,24 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
     return type(exc).__qualname__, "\n".join(lines[-TRACEBACK_LINES:])
 
 
+# Steps are stored as 64-bit integers on every backend (wandb's steps are int64 too).
+MAX_STEP = 2**63 - 1
+
+
+def _valid_step(step: Any) -> Optional[int]:
+    """``step`` as an int, or None (with a warning: the row is ignored, as for a lower step) if it is
+    not a whole number a store can hold; one such step must not cost the rows logged around it."""
+    try:
+        value = int(step)
+    except (TypeError, ValueError, OverflowError):  # "x", nan, inf
+        value = None
+    if value is None or not 0 <= value <= MAX_STEP:
+        warnings.warn(f"alerts: step must be a whole number from 0 to 2**63-1, not {step!r}; this data "
+                      "will be ignored.", AlertsWarning, stacklevel=3)
+        return None
+    return value
+
+
 class Run:
     """A run being logged. Use it as ``run.log(...)``, or through the module functions.
 
@@ -157,7 +175,9 @@ class Run:
             raise TypeError(f"log() must be passed a dictionary, not {type(data).__name__}")
         row = convert_row(data, self._media_hook)
         if step is not None:
-            step = int(step)
+            step = _valid_step(step)
+            if step is None:
+                return
             if step < self._step:
                 warnings.warn(
                     f"alerts: tried to log to step {step} that is less than the current step {self._step}. "

@@ -158,3 +158,19 @@ def test_steps_and_exit_codes_past_32_bits_are_stored_alike_on_both_backends(sto
     record = store_backend.get_run(run.id)
     assert (record.state, record.exit_code, record.last_step) == ("failed", 2**40, 3_000_000_001)
     assert [r["_step"] for r in store_backend.iter_history(run.id)] == [3_000_000_000, 3_000_000_001]
+
+
+def test_a_step_no_store_holds_is_ignored_and_costs_no_other_row(store_backend, monkeypatch):
+    """log(step=2**63) made the store refuse the whole 0.2 s chunk (the probe lost the 5 rows before it);
+    step=nan raised ValueError into the training loop."""
+    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
+    run = wandb.init(project="p")
+    for i in range(5):
+        wandb.log({"a": i})
+    for bad in (2**63, float("nan"), float("inf"), "x"):
+        with pytest.warns(wandb.AlertsWarning, match="step must be a whole number"):
+            wandb.log({"b": 1}, step=bad)
+    wandb.log({"a": 5})
+    run.finish(timeout=60)
+    rows = list(store_backend.iter_history(run.id))
+    assert [(r["_step"], r.get("a"), r.get("b")) for r in rows] == [(i, i, None) for i in range(6)]
