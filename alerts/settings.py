@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts import logredact
+from alerts.store.jsoncodec import clean_text
 
 
 def _default_user() -> str:
@@ -33,7 +34,16 @@ class Settings(BaseSettings):
     database_url: Optional[SecretStr] = Field(default=None, description="SQLAlchemy URL (may hold a password); default SQLite in DIR.")
     rules: Path = Path("rules")
     channels: Path = Path("channels")
-    user: str = Field(default_factory=_default_user, description="Owner of runs in embedded mode.")
+    user: str = Field(default_factory=_default_user, validate_default=True,
+                      description="Owner of runs in embedded mode.")
+
+    @field_validator("user")
+    @classmethod
+    def _storable_user(cls, value: str) -> str:
+        # A login name that is not UTF-8 (LOGNAME=jos\xe9) arrives with a lone surrogate, which no
+        # database stores: repaired here, once, so every run, label and route sees the same owner.
+        return clean_text(value)
+
     url: Optional[str] = None
     api_key: Optional[SecretStr] = None
     slack_api_url: str = "https://slack.com/api/"

@@ -305,3 +305,18 @@ def test_the_crash_watchdog_does_not_mark_a_run_resumed_under_its_feet(store_bac
     assert crashes.find_crashed(store_backend, now, "here", is_alive=resumed_meanwhile) == []
     record = store_backend.get_run("r")
     assert (record.state, record.pid, record.heartbeat_at) == ("running", os.getpid(), now)
+
+
+@pytest.mark.parametrize("env", [{"ALERTS_USER": "bob\udcff"}, {"LOGNAME": "jos\udce9", "USER": "jos\udce9"}])
+def test_an_owner_name_that_is_not_utf8_is_repaired_also_with_an_explicit_id(store_backend, monkeypatch, env):
+    """init(id=...) inserts its run row itself: a login name with a lone surrogate (not UTF-8) made
+    it raise UnicodeEncodeError, while the queued insert of a random id repaired the same owner."""
+    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
+    if "ALERTS_USER" not in env:
+        monkeypatch.delenv("ALERTS_USER")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    run = wandb.init(project="p", id="explicit-1")
+    run.finish()
+    expected = env.get("ALERTS_USER", env.get("LOGNAME")).replace("\udcff", "\ufffd").replace("\udce9", "\ufffd")
+    assert store_backend.get_run("explicit-1").owner == expected
