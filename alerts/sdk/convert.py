@@ -155,7 +155,14 @@ def plain_cell(value: Any) -> Any:
     """A table cell as a plain value; media objects are kept as they are."""
     if getattr(value, "_is_media", False) or isinstance(value, _PLAIN_TYPES):
         return value
+    problem = nesting_problem(value)
+    if problem is not None:  # a list that contains itself: its repr() would recurse too
+        warnings.warn(f"alerts: a table cell was not stored: {problem}", AlertsWarning, stacklevel=3)
+        return None
     try:
         return convert_value(value)
     except UnstorableValue:
-        return str(value)
+        try:
+            return str(value)
+        except Exception:  # a __str__ that raises must not reach Table.add_data's caller
+            return f"<{type(value).__qualname__}>"

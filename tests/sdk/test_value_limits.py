@@ -143,3 +143,17 @@ def test_alert_cuts_a_long_title_and_text_and_keeps_long_titles_apart(capsys):
     assert len(alerts[0]["text"]) == MAX_TEXT_CHARS and alerts[0]["text"].endswith("y…")
     assert alerts[1]["text"] == "short"
     assert max(len(line) for line in capsys.readouterr().err.splitlines()) < MAX_TITLE_CHARS + MAX_TEXT_CHARS + 100
+
+
+@pytest.mark.parametrize("bad", [self_list(), deep_list(5000)], ids=["self-list", "deep-list"])
+def test_a_table_cell_that_recurses_is_left_empty_with_a_warning(bad):
+    """Table.add_data and Table(data=...) raised RecursionError into the script (the probe)."""
+    run = wandb.init(project="p")
+    with pytest.warns(wandb.AlertsWarning, match="a table cell was not stored"):
+        table = wandb.Table(columns=["c", "n"], data=[[bad, 1]])
+    with pytest.warns(wandb.AlertsWarning, match="a table cell was not stored"):
+        table.add_data(bad, 2)
+    wandb.log({"t": table})
+    run.finish()
+    loaded = wandb.Api().run(run.id).load_table("t")
+    assert loaded["data"] == [[None, 1], [None, 2]]
