@@ -6,7 +6,8 @@
     └── Error                 anything alerts raises on purpose (wandb.Error's twin)
         ├── UsageError        the API was called out of order: log() before init(), alert() after finish()
         │   └── RunInUseError init(id=X, resume=...) while another live process is writing run X
-        └── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
+        ├── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
+        └── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
 
     UserWarning
     └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
@@ -30,6 +31,12 @@ class RunInUseError(UsageError):
 
 class InvalidArgument(Error, ValueError):
     """An ``init()`` argument that breaks a rule of the store (a run id with a ``/``, a name with NUL)."""
+
+
+class StoreUnavailable(Error):
+    """``init()`` could not read or write the store it needs to start a run (an explicit run id is
+    created or claimed at once): the database was locked past its busy timeout, or unreachable.
+    Nothing was started."""
 
 
 class AlertsWarning(UserWarning):

@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from sqlalchemy.exc import OperationalError
+
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
-from alerts.errors import UsageError
+from alerts.errors import StoreUnavailable, UsageError
 from alerts.sdk import claims, crashes, lifecycle
 from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
@@ -27,7 +29,8 @@ from alerts.rules.engine import RunRules
 from alerts.rules.schema import RunInfo
 from alerts.settings import Settings, load_settings
 from alerts.store import jsoncodec
-from alerts.store.db import open_store
+from alerts.store.db import SQLITE_BUSY_TIMEOUT_MS, open_store
+from alerts.logredact import redact
 
 logger = logging.getLogger("alerts")
 
@@ -123,8 +126,14 @@ def init(
         _set_globals(run)
         return run
     settings = load_settings(dir=Path(dir) if dir else None)
-    run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
-                          notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+    try:
+        run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
+                              notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+    except OperationalError as exc:  # raised before anything started: nothing to undo
+        cause = getattr(exc, "orig", None) or exc
+        raise StoreUnavailable(
+            f"could not start the run: the store was locked past its busy timeout ({SQLITE_BUSY_TIMEOUT_MS // 1000} s "
+            f"on SQLite) or could not be reached ({type(cause).__name__}: {redact(str(cause))})") from None
     _apply_rules(run, settings)
     _apply_delivery(run, settings)
     run._writer.attach(run)  # from now on the writer keeps its summary and heartbeat current

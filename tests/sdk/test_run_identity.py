@@ -320,3 +320,26 @@ def test_an_owner_name_that_is_not_utf8_is_repaired_also_with_an_explicit_id(sto
     run.finish()
     expected = env.get("ALERTS_USER", env.get("LOGNAME")).replace("\udcff", "\ufffd").replace("\udce9", "\ufffd")
     assert store_backend.get_run("explicit-1").owner == expected
+
+
+def test_init_with_an_id_on_a_locked_store_raises_a_clear_error(store_dir, monkeypatch):
+    """init(id=X) must create its row now; with another program holding the write lock past the busy
+    timeout it raised a raw sqlalchemy OperationalError (the probe)."""
+    import sqlite3
+
+    from alerts.errors import StoreUnavailable
+
+    wandb.init(project="p").finish()  # the store and its tables exist
+    db.forget_stores()
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(store_dir / "alerts.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked past its busy timeout"):
+            wandb.init(project="p", id="held-1")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert wandb.run is None
+    run = wandb.init(project="p", id="held-1")  # once the lock is gone, the same call works
+    run.finish()
