@@ -7,6 +7,7 @@ whatever is left stays in the outbox for the next process (or ``alerts relay``) 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Optional
@@ -69,3 +70,13 @@ def forget() -> None:
         _channel_sets.clear()
     for relay in relays:
         relay.stop()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's relays live on its threads; a forked child has none of them running and must not
+    # drain the parent's outbox at its own exit (a Pool worker ended by SIGTERM).
+    _relays.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

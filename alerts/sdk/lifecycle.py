@@ -110,6 +110,17 @@ def _at_exit() -> None:
     delivery.drain_all()
 
 
+def _after_fork_in_child() -> None:
+    # A forked child (a multiprocessing worker) inherits the parent's live runs but is not their
+    # writer: its exit or its SIGTERM (Pool.terminate) must not finish them, nor wait for them.
+    with _lock:
+        _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _on_sigterm(signum, _frame) -> None:
     for run in live_runs():
         try:

@@ -153,3 +153,25 @@ def test_sigkill_keeps_a_contiguous_prefix_up_to_about_one_flush_interval_ago(sp
     assert run.finished_at is None
     assert run.exit_code is None
     assert run.last_step >= k - 1
+
+
+
+def test_a_forked_child_does_not_end_the_parents_run(store_dir):
+    """A forked child (a multiprocessing worker) inherited the parent's live runs: its SIGTERM handler
+    (Pool.terminate) or its exit finished them from a process that is not their writer, waited for a
+    writer thread it does not have, and warned "not everything was written" (the probe)."""
+    import os
+
+    import alerts
+    from alerts.sdk import lifecycle
+
+    run = alerts.init(project="p")
+    alerts.log({"loss": 1.0})
+    pid = os.fork()
+    if pid == 0:  # the child: what its exit hooks would end
+        os._exit(len(lifecycle.live_runs()))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # no run of the parent's is the child's to end
+    assert lifecycle.live_runs() == [run]
+    run.finish()
+    assert read_runs("p")[0].state == "finished"
