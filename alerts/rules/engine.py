@@ -298,7 +298,7 @@ class RunRules:
     def _carry_over(self, previous: "RunRules") -> None:
         # On reload, a rule that did not change keeps its series (state and window: no spurious
         # refire or resolve); a changed rule starts afresh.
-        for metric, entries in list(previous._cache.items()):  # the logging thread may add keys meanwhile
+        for metric, entries in _items_of(previous._cache):  # the logging thread may add keys meanwhile
             old = {series.rule.name: series for series in entries}
             self._cache[metric] = tuple(
                 old[series.rule.name] if series.rule.name in old and old[series.rule.name].rule == series.rule
@@ -400,3 +400,14 @@ class RunRules:
         fields = {"run.state": state, "error": error or "", "exit_code": 0 if exit_code is None else exit_code}
         return [Transition(rule, FIRING, self.run, now, step=self.last_step, fields=fields)
                 for rule in self.state_rules if state in rule.states]
+
+
+def _items_of(cache: dict) -> list:
+    """A copy of a dict's items that another thread may be adding to: even ``list(d.items())`` can
+    let that thread in (a garbage collection while it allocates) and fail with "changed size during
+    iteration", so copy again until one copy completes."""
+    while True:
+        try:
+            return list(cache.items())
+        except RuntimeError:
+            continue
