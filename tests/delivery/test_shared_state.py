@@ -237,3 +237,97 @@ def test_a_pass_that_outlives_its_lease_keeps_its_rows(store_backend):
         sending.join()
         assert claimed == 0 and len(slack.requests) == 1
         assert [r.state for r in rows(store_backend)] == ["sent"]
+
+
+# -- real processes on one store -------------------------------------------------------------------
+
+SWEEP_TRIAL = """
+    import sys
+    import alerts
+    run = alerts.init(project="sweep", group="sweep-1", name=f"trial-{sys.argv[1]}")
+    run.log({"acc": 0.1})
+    print("ready", flush=True)
+    sys.stdin.readline()
+    run.finish(exit_code=1)  # the run-failed rule fires
+    print("failed", flush=True)
+    sys.stdin.readline()  # alive until the test has seen the follow-up
+"""
+
+DDP_RANK = """
+    import sys
+    import alerts
+    run = alerts.init(project="ddp", group="ddp-1", name=f"rank-{sys.argv[1]}")
+    for step in range(3):
+        run.log({"loss": 1.0 / (step + 1)})
+    print("ready", flush=True)
+    sys.stdin.readline()
+    run.log({"loss": float("nan")})  # every rank at the same step: loss-not-finite fires
+    print("nan", flush=True)
+    sys.stdin.readline()
+"""
+
+PROCESS_INTERVAL = 10.0  # ALERTS_GROUP_INTERVAL of the children: the follow-up comes 10 s after the first
+
+
+def wait_until_all_sent(store, expected: int, timeout: float = 180.0) -> list:
+    """The outbox once ``expected`` rows are there and none is pending (bounded: the children work)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = rows(store)
+        if len(found) >= expected and all(r.state != "pending" for r in found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not all sent within {timeout}s: {sorted(r.state for r in found)}")
+        time.sleep(0.2)
+
+
+def run_together(spawn, tmp_path, store, slack, script: str, n: int, said: str) -> list:
+    """``n`` processes of ``script`` on ``store``, each sending through its own relay to the fake
+    Slack; all are told to go at once. Returns the outbox once every row is sent."""
+    from delivery.test_delivery import channel_file
+
+    folder = tmp_path / "channels"
+    channel_file(folder, body=f"  - type: slack\n    webhook_url: {slack.webhook_url('team')}\n")
+    env = {"ALERTS_DATABASE_URL": store.url, "ALERTS_CHANNELS": str(folder), "ALERTS_RULES": str(REPO / "rules"),
+           "ALERTS_SLACK_WEBHOOK_HOSTS": "127.0.0.1", "ALERTS_GROUP_INTERVAL": str(PROCESS_INTERVAL)}
+    children = [spawn(script, str(i), env=env) for i in range(n)]
+    for child in children:
+        child.expect("ready")
+    for child in children:
+        child.send("go\n")
+    for child in children:
+        child.expect(said)
+    sent = wait_until_all_sent(store, n)
+    for child in children:
+        child.send("exit\n")
+    for child in children:
+        assert child.wait() == 0, child.stderr
+    return sent
+
+
+def carriers(sent: list) -> dict[int, set]:
+    """The alerts each message carried: {id of the row that carried it: alert uids}."""
+    by: dict[int, set] = {}
+    for row in sent:
+        by.setdefault(row.carried_by or row.id, set()).add(row.alert_uid)
+    return by
+
+
+def test_a_sweep_of_12_failing_runs_in_12_processes_is_at_most_2_messages(store_backend, spawn, tmp_path):
+    with FakeSlack(rate_limit_per_channel=1.0, burst=2) as slack:
+        sent = run_together(spawn, tmp_path, store_backend, slack, SWEEP_TRIAL, 12, "failed")
+        assert [r.state for r in sent] == ["sent"] * 12
+        assert {json.loads(r.payload)["run_name"] for r in sent} == {f"trial-{i}" for i in range(12)}
+        messages = slack.messages("team")
+        assert 1 <= len(messages) <= 2 and len(carriers(sent)) == len(messages)  # all 12 ride in them
+        assert slack.count_429 == 0
+
+
+def test_8_ddp_ranks_with_nan_at_one_step_are_at_most_2_messages(store_backend, spawn, tmp_path):
+    with FakeSlack(rate_limit_per_channel=1.0, burst=2) as slack:
+        sent = run_together(spawn, tmp_path, store_backend, slack, DDP_RANK, 8, "nan")
+        assert [r.state for r in sent] == ["sent"] * 8
+        assert {json.loads(r.payload)["rule"] for r in sent} == {"loss-not-finite"}
+        messages = slack.messages("team")
+        assert 1 <= len(messages) <= 2 and len(carriers(sent)) == len(messages)
+        assert slack.count_429 == 0
