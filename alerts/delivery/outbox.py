@@ -2,8 +2,10 @@
 
 A claim is one UPDATE whose WHERE re-checks that the row is still pending, due and not leased, so two
 relays (two processes over one SQLite file, or server replicas over PostgreSQL) never both take a row.
-A relay that dies mid-send leaves its lease to expire; the row is then claimed again, which can send
-it twice at most once (counted in ``attempts``). Every outcome is written in the step that learns it.
+A relay renews the leases of a pass while it sends (:func:`renew`); one that dies mid-send leaves its
+lease to expire; the row is then claimed again, which can send it twice at most once (counted in
+``attempts``). Every outcome is written in the step that learns it. A relay claims only rows of the
+destinations it can send to, and gives back untouched (:func:`release`) what it finds it cannot.
 """
 
 from __future__ import annotations

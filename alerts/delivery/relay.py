@@ -1,9 +1,16 @@
 """The relay: claims due outbox rows, groups them, paces them, sends them, records the outcome.
 
 One message per (destination, group): the first alert of a group goes at once; alerts of the same
-group that come within ``group_interval`` of a message wait and go together in the next one, as
-"+N more". Each destination has a token bucket (Slack about one message a second); rows that find
-it empty wait and fold into the next message instead of being rejected by Slack.
+group that come within ``group_interval`` (``ALERTS_GROUP_INTERVAL``, 30 s) of a message wait and go
+together in the next one, as "+N more". Each destination has a token bucket (Slack about one
+message a second) and each user an hourly cap; rows that find one empty wait and fold into the next
+message instead of being rejected by Slack. That state is in the store, shared by every relay on it
+(alerts/delivery/state.py), so N processes send as one, not as N.
+
+A relay claims only rows whose destination it has and can build a sender for; the rest stay pending
+for a relay that can (said once in the log). A pass sends to different destinations at once (a few
+threads) and renews its leases while it sends, so a slow webhook neither holds up the others nor
+lets another relay send the same rows again.
 
 :meth:`Relay.run_once` takes ``now`` and does one pass: tests drive it on a fake clock. The thread
 started by :meth:`Relay.start` calls it when woken (a commit with deliveries) or every half second.

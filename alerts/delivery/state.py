@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.pipeline.ratelimit import TokenBucket, bucket_for, decide, user_bucket
@@ -77,6 +77,10 @@ def _locked(store: Store) -> Iterator[Connection]:
     """One short write transaction in which what is read stays ours until the commit."""
     if not store.is_sqlite:
         with store.engine.begin() as conn:
+            # This state is worth no fsync wait on the path of an alert: a database crash can lose
+            # its last decisions at worst (a group sent twice), never an alert (the outbox's own
+            # commits keep their durability).
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield conn
         return
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -89,21 +93,34 @@ def _locked(store: Store) -> Iterator[Connection]:
         conn.exec_driver_sql("COMMIT")
 
 
-def _load(store: Store, conn: Connection, keys: tuple[str, ...]) -> dict[str, Row]:
-    """The rows of ``keys``, created if missing, locked until the transaction ends."""
-    conn.execute(store._insert_ignoring_duplicates(Row), [{"key": key} for key in sorted(keys)])
-    query = select(Row).where(Row.key.in_(keys)).order_by(Row.key)
+_COLUMNS = (Row.key, Row.tokens, Row.updated_at, Row.last_sent_at)
+
+
+def _load(store: Store, conn: Connection, keys: tuple[str, ...]) -> dict:
+    """The rows of ``keys`` (created if missing), locked until the transaction ends, by key."""
+    query = select(*_COLUMNS).where(Row.key.in_(keys)).order_by(Row.key)
     if not store.is_sqlite:
         query = query.with_for_update()
-    return {row.key: Row.model_validate(row._mapping) for row in conn.execute(query).all()}
+    rows = {row.key: row for row in conn.execute(query).all()}
+    if len(rows) < len(keys):  # first use of a destination, user or group
+        missing = sorted(set(keys) - set(rows))
+        conn.execute(store._insert_ignoring_duplicates(Row).values([{"key": key} for key in missing]))
+        rows = {row.key: row for row in conn.execute(query).all()}
+    return rows
 
 
-def _bucket(row: Row, template: TokenBucket) -> TokenBucket:
+def _bucket(row, template: TokenBucket) -> TokenBucket:
     return TokenBucket(rate=template.rate, burst=template.burst, tokens=row.tokens, updated=row.updated_at)
 
 
-def _save_bucket(conn: Connection, key: str, bucket: TokenBucket) -> None:
-    conn.execute(update(Row).where(Row.key == key).values(tokens=bucket.tokens, updated_at=bucket.updated))
+_SAVE = (update(Row).where(Row.key == bindparam("k"))
+         .values(tokens=bindparam("t"), updated_at=bindparam("u"), last_sent_at=bindparam("s")))
+
+
+def _save(conn: Connection, buckets: dict[str, TokenBucket], group: str, last_sent: Optional[float]) -> None:
+    """Write the buckets and the group's last send, in one statement."""
+    conn.execute(_SAVE, [{"k": key, "t": b.tokens, "u": b.updated, "s": None} for key, b in buckets.items()]
+                 + [{"k": group, "t": None, "u": 0.0, "s": last_sent}])
 
 
 def take(store: Store, target: Target, now: float, interval: float) -> Grant | Later:
@@ -117,9 +134,7 @@ def take(store: Store, target: Target, now: float, interval: float) -> Grant | L
         later = decide(dest, user, previous, now, interval)
         if later is not None:
             return Later(later, group_only=previous is not None and now - previous < interval)
-        _save_bucket(conn, dest_key, dest)
-        _save_bucket(conn, user_key_, user)
-        conn.execute(update(Row).where(Row.key == group_key_).values(last_sent_at=now))
+        _save(conn, {dest_key: dest, user_key_: user}, group_key_, now)
     return Grant(target, now, previous)
 
 
@@ -136,10 +151,8 @@ def give_back(store: Store, grant: Grant, now: float, retry_after: Optional[floa
         else:
             dest.give_back(now)
         user.give_back(now)
-        _save_bucket(conn, dest_key, dest)
-        _save_bucket(conn, user_key_, user)
-        if rows[group_key_].last_sent_at == grant.at:
-            conn.execute(update(Row).where(Row.key == group_key_).values(last_sent_at=grant.previous))
+        last_sent = rows[group_key_].last_sent_at
+        _save(conn, {dest_key: dest, user_key_: user}, group_key_, grant.previous if last_sent == grant.at else last_sent)
 
 
 def prune(store: Store, before: float) -> int:
