@@ -69,6 +69,29 @@ def rows(store) -> list:
     return outbox.listing(store, limit=100_000)
 
 
+# -- the pure arithmetic ----------------------------------------------------------------------------
+
+def test_a_pause_holds_whenever_the_bucket_is_asked():
+    """A 429's pause read by a relay whose clock is behind (or asked early) stays a pause: it used
+    to read as a fresh, full bucket."""
+    from alerts.pipeline.ratelimit import TokenBucket
+
+    bucket = TokenBucket(rate=1.0, burst=2.0)
+    bucket.pause_until(20.0)
+    assert bucket.next_at(0.0) == 20.0 and not bucket.ready(5.0) and not bucket.take(19.0)
+    assert bucket.take(20.0) and not bucket.take(20.0)
+
+
+def test_decide_waits_for_the_group_then_for_tokens():
+    from alerts.pipeline.ratelimit import bucket_for, decide, user_bucket
+
+    dest, user = bucket_for("slack"), user_bucket()
+    assert decide(dest, user, None, 100.0, 30.0) is None  # a new group goes at once
+    assert decide(dest, user, 100.0, 110.0, 30.0) == 130.0  # its next message after the interval
+    assert [decide(dest, user, None, 110.0, 30.0) for _ in range(3)] == [None, None, 111.0]  # burst 2, then 1/s
+    assert user.tokens == pytest.approx(20 - 1 + 10 / 30 - 2)  # 3 sent; 120 an hour refill
+
+
 # -- one group, one pace, one cap: for every relay -----------------------------------------------
 
 def test_two_relays_never_both_send_the_first_alert_of_a_group(store_backend, slack, clock):
