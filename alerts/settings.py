@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Whether a logging process sends its own alerts (a relay thread). Off: they wait in the outbox
     # for `alerts relay` or a server.
     relay: bool = True
+    # Seconds between two messages of one group to one destination (Alertmanager's group_interval):
+    # alerts of a group within it wait and go together in the next message.
+    group_interval: float = Field(default=30.0, ge=0, le=24 * 3600)
     # How often the background writer commits queued points: what a kill -9 can lose at most.
     flush_interval: float = Field(default=0.2, gt=0, le=5)
 

@@ -2,16 +2,18 @@
 
 A claim is one UPDATE whose WHERE re-checks that the row is still pending, due and not leased, so two
 relays (two processes over one SQLite file, or server replicas over PostgreSQL) never both take a row.
-A relay that dies mid-send leaves its lease to expire; the row is then claimed again, which can send
-it twice at most once (counted in ``attempts``). Every outcome is written in the step that learns it.
+A relay renews the leases of a pass while it sends (:func:`renew`); one that dies mid-send leaves its
+lease to expire; the row is then claimed again, which can send it twice at most once (counted in
+``attempts``). Every outcome is written in the step that learns it. A relay claims only rows of the
+destinations it can send to, and gives back untouched (:func:`release`) what it finds it cannot.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Iterable, Optional
+from typing import Collection, Iterable, Optional
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from alerts.store.db import Store
 from alerts.store.models import DeliveryRecord
@@ -39,21 +41,42 @@ def _due(now: float):
 CLAIM_LIMIT = 10_000
 
 
-def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT,
-          lease: float = LEASE_SECONDS) -> list[DeliveryRecord]:
-    """Lease up to ``limit`` due rows to ``owner`` until ``now + lease``; return them, oldest first."""
+def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease: Optional[float] = None,
+          destinations: Optional[Collection[str]] = None) -> list[DeliveryRecord]:
+    """Lease up to ``limit`` due rows to ``owner`` until ``now + lease``; return them, oldest first.
+
+    ``destinations``: claim only rows for these (the ones this relay can judge); others are left
+    alone for a relay that has their channel.
+    """
+    lease = LEASE_SECONDS if lease is None else lease
+    due = _due(now)
+    if destinations is not None:
+        if not destinations:
+            return []
+        due = and_(due, DeliveryRecord.destination.in_(sorted(destinations)))
     with store.engine.begin() as conn:
-        ids = list(conn.execute(select(DeliveryRecord.id).where(_due(now)).order_by(DeliveryRecord.id)
+        ids = list(conn.execute(select(DeliveryRecord.id).where(due).order_by(DeliveryRecord.id)
                                 .limit(limit)).scalars())
         if not ids:
             return []
-        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), _due(now))
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), due)
                      .values(lease_until=now + lease, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
         rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
                                                          DeliveryRecord.lease_owner == owner,
                                                          DeliveryRecord.lease_until == now + lease)
                             .order_by(DeliveryRecord.id)).all()
     return [DeliveryRecord.model_validate(row._mapping) for row in rows]
+
+
+def renew(store: Store, owner: str, until: float) -> int:
+    """Extend the leases ``owner`` still holds to ``until`` (a pass whose sends are slow keeps its
+    rows: no other relay sends them again meanwhile). Returns how many rows."""
+    with store.engine.begin() as conn:
+        result = conn.execute(update(DeliveryRecord)
+                              .where(DeliveryRecord.lease_owner == owner, DeliveryRecord.state == "pending",
+                                     DeliveryRecord.lease_until < until)
+                              .values(lease_until=until))
+    return result.rowcount or 0
 
 
 def owner_name(host: str, pid: int, tag: str) -> str:
@@ -113,15 +136,23 @@ def mark_suppressed(store: Store, ids: list[int], owner: str, reason: str) -> No
     _finish(store, ids, owner, state="suppressed", last_error=reason)
 
 
-def defer(store: Store, ids: list[int], owner: str, until: float) -> None:
-    """Give rows back without counting a try (group interval, rate limit): due again at ``until``."""
+def defer(store: Store, ids: list[int], owner: str, until: Optional[float] = None) -> None:
+    """Give rows back without counting a try (group interval, rate limit): due again at ``until``
+    (``None``: when they were due already: a relay that cannot judge them leaves them to another)."""
     ids = list(ids)
     if not ids:
         return
+    values = {"lease_until": None, "lease_owner": None, "attempts": DeliveryRecord.attempts - 1}
+    if until is not None:
+        values["next_attempt_at"] = until
     with store.engine.begin() as conn:
         conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), DeliveryRecord.lease_owner == owner)
-                     .values(lease_until=None, lease_owner=None, next_attempt_at=until,
-                             attempts=DeliveryRecord.attempts - 1))
+                     .values(**values))
+
+
+def release(store: Store, ids: list[int], owner: str) -> None:
+    """Give rows back untouched (not a try, due as before), for a relay that can judge them."""
+    defer(store, ids, owner, None)
 
 
 def expire(store: Store, now: float, max_age: float = MAX_AGE_SECONDS) -> int:
@@ -154,12 +185,25 @@ def listing(store: Store, state: Optional[str] = None, limit: int = 200) -> list
         return [DeliveryRecord.model_validate(row._mapping) for row in conn.execute(query).all()]
 
 
-def pending_count(store: Store, due_before: Optional[float] = None) -> int:
-    """Rows still pending (only those due before ``due_before``, if given)."""
-    from sqlalchemy import func
-
+def pending_count(store: Store, due_before: Optional[float] = None,
+                  destinations: Optional[Collection[str]] = None) -> int:
+    """Rows still pending (only those due before ``due_before``, and for ``destinations``, if given)."""
     query = select(func.count()).select_from(DeliveryRecord).where(DeliveryRecord.state == "pending")
     if due_before is not None:
         query = query.where(DeliveryRecord.next_attempt_at <= due_before)
+    if destinations is not None:
+        if not destinations:
+            return 0
+        query = query.where(DeliveryRecord.destination.in_(sorted(destinations)))
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def pending_by_destination(store: Store, excluding: Collection[str]) -> dict[str, int]:
+    """Pending rows per destination, for destinations not in ``excluding``."""
+    query = (select(DeliveryRecord.destination, func.count()).where(DeliveryRecord.state == "pending")
+             .group_by(DeliveryRecord.destination))
+    if excluding:
+        query = query.where(DeliveryRecord.destination.not_in(sorted(excluding)))
+    with store.engine.connect() as conn:
+        return {destination: int(n) for destination, n in conn.execute(query).all()}

@@ -1,9 +1,16 @@
 """The relay: claims due outbox rows, groups them, paces them, sends them, records the outcome.
 
 One message per (destination, group): the first alert of a group goes at once; alerts of the same
-group that come within ``group_interval`` of a message wait and go together in the next one, as
-"+N more". Each destination has a token bucket (Slack about one message a second); rows that find
-it empty wait and fold into the next message instead of being rejected by Slack.
+group that come within ``group_interval`` (``ALERTS_GROUP_INTERVAL``, 30 s) of a message wait and go
+together in the next one, as "+N more". Each destination has a token bucket (Slack about one
+message a second) and each user an hourly cap; rows that find one empty wait and fold into the next
+message instead of being rejected by Slack. That state is in the store, shared by every relay on it
+(alerts/delivery/state.py), so N processes send as one, not as N.
+
+A relay claims only rows whose destination it has and can build a sender for; the rest stay pending
+for a relay that can (said once in the log). A pass sends to different destinations at once (a few
+threads) and renews its leases while it sends, so a slow webhook neither holds up the others nor
+lets another relay send the same rows again.
 
 :meth:`Relay.run_once` takes ``now`` and does one pass: tests drive it on a fake clock. The thread
 started by :meth:`Relay.start` calls it when woken (a commit with deliveries) or every half second.
@@ -20,7 +27,8 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 from alerts import clock as _clock
 from alerts.channels.base import DeliveryError, Notification
@@ -29,16 +37,15 @@ from alerts.channels.config import ChannelSet, Destination, SlackChannel
 # refuses what these imports set up (concurrent.futures' exit hook).
 from alerts.channels.email import EmailSender
 from alerts.channels.slack import SlackApi, SlackWebhook
-from alerts.delivery import outbox
+from alerts.delivery import outbox, state
 from alerts.pipeline import silence
-from alerts.pipeline.ratelimit import TokenBucket, bucket_for, user_bucket
 from alerts.settings import Settings
 from alerts.store.db import Store
 
 logger = logging.getLogger("alerts")
 
-GROUP_INTERVAL = 30.0  # seconds between two messages of one group to one destination
 MAINTENANCE_EVERY = 15.0  # seconds between sweeps for expired rows and dead processes' leases
+MAX_PARALLEL_DESTINATIONS = 8  # destinations one pass sends to at once (a slow webhook holds up no other)
 
 
 @dataclass
@@ -81,26 +88,34 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Relay:
-    """Empties the outbox of one store into the channels of a :class:`ChannelSet`."""
+    """Empties the outbox of one store into the channels of a :class:`ChannelSet`.
+
+    Every decision to send (a group's interval, a destination's pace, a user's cap) is taken on the
+    state in the store (:mod:`alerts.delivery.state`), so any number of relays, in any number of
+    processes, send as one. A relay claims only rows whose channel it has and can build a sender
+    for; the others stay pending for a relay that can judge them.
+    """
 
     def __init__(self, store: Store, channels: ChannelSet, settings: Settings,
-                 clock: Optional[Callable[[], float]] = None, group_interval: float = GROUP_INTERVAL,
-                 sender_factory: Callable = make_sender) -> None:
+                 clock: Optional[Callable[[], float]] = None, group_interval: Optional[float] = None,
+                 sender_factory: Callable = make_sender, lease: Optional[float] = None) -> None:
         self.store = store
         self.channels = channels
         self.settings = settings
-        self.group_interval = group_interval
+        self.group_interval = settings.group_interval if group_interval is None else group_interval
+        self.lease = lease  # None: outbox.LEASE_SECONDS, read at each claim
         self._clock = clock if clock is not None else _clock.now
         self._sender_factory = sender_factory
         self._senders: dict[str, object] = {}
-        self._buckets: dict[str, TokenBucket] = {}  # per destination
-        self._user_buckets: dict[str, TokenBucket] = {}  # per user, over all their destinations
-        self._last_sent: dict[tuple[str, str], float] = {}
+        # Destinations this relay can send to: those of its channel files whose sender builds.
+        self._judged = {d.key for destinations in channels.users.values() for d in destinations}
+        self._reported: set[str] = set()  # destinations whose rows we leave alone, said once each
         self._host = socket.gethostname()
         self._tag = uuid.uuid4().hex[:6]
         self._claims = 0
         self._maintained_at = float("-inf")  # the first pass frees dead leases and expires old rows
         self.counters = Counters()
+        self._counting = threading.Lock()  # destinations are sent to from several threads
         self._wake = threading.Event()
         self._stop = False
         self._thread: Optional[threading.Thread] = None
@@ -108,29 +123,48 @@ class Relay:
 
     # -- one pass -----------------------------------------------------------------------------------
 
-    def run_once(self, now: Optional[float] = None, final: bool = False) -> int:
+    def run_once(self, now: Optional[float] = None) -> int:
         """Claim what is due at ``now`` and send it; return how many rows were claimed.
 
-        ``final`` (at exit) sends groups without waiting for their group interval.
+        Each decision to send reads the clock again (a pass with slow sends lasts), unless ``now``
+        is given: then the whole pass happens at ``now`` (tests).
         """
         with self._lock:
-            now = self._clock() if now is None else now
-            if final or now - self._maintained_at >= MAINTENANCE_EVERY:
-                # Not on every pass: two transactions that would sit on the path of each alert.
-                self._maintained_at = now
-                outbox.expire(self.store, now)
-                outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
+            clock = self._clock if now is None else (lambda: now)
+            now = clock()
+            if now - self._maintained_at >= MAINTENANCE_EVERY:
+                # Not on every pass: transactions that would sit on the path of each alert.
+                self._maintain(now)
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
-            rows = outbox.claim(self.store, token, now)
+            lease = outbox.LEASE_SECONDS if self.lease is None else self.lease
+            rows = outbox.claim(self.store, token, now, lease=lease, destinations=self._judged)
             if rows:
                 rows = self._drop_silenced(rows, token, now)
             by_destination: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
             for row in rows:
                 by_destination[row.destination][row.group_key].append(row)
-            for key, groups in by_destination.items():
-                self._send_destination(key, groups, token, now, final)
+            if by_destination:
+                with self._renewing(token, clock, lease):
+                    self._send_all(by_destination, token, clock)
             return len(rows)
+
+    def _maintain(self, now: float) -> None:
+        self._maintained_at = now
+        outbox.expire(self.store, now)
+        outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
+        state.prune(self.store, now - max(self.group_interval, outbox.MAX_AGE_SECONDS))
+        for key, count in outbox.pending_by_destination(self.store, excluding=self._judged).items():
+            self._say_left_alone(key, count, f"no channel {key!r} in this process's channel files "
+                                             f"({self.settings.channels})")
+
+    def _say_left_alone(self, key: str, count: int, why: str) -> None:
+        """Log once per destination that its rows are left for another relay, and why."""
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        logger.warning("alerts: %d pending delivery(ies) to %s left for a relay that can send them: %s "
+                       "(unsent, they expire after %.0f h)", count, key, why, outbox.MAX_AGE_SECONDS / 3600)
 
     def _drop_silenced(self, rows: list, token: str, now: float) -> list:
         """Record the rows an active silence mutes as suppressed; return the others."""
@@ -146,39 +180,94 @@ class Relay:
                 muted[by.id].append(row.id)
         for silence_id, ids in muted.items():
             outbox.mark_suppressed(self.store, ids, token, f"silenced by #{silence_id}")
-            self.counters.notifications_failed_total["silenced"] += len(ids)
+            self._count("notifications_failed_total", "silenced", len(ids))
         return kept
 
-    def _send_destination(self, key: str, groups: dict, token: str, now: float, final: bool) -> None:
+    @contextmanager
+    def _renewing(self, token: str, clock: Callable[[], float], lease: float) -> Iterator[None]:
+        """Keep this pass's leases alive while it sends (a third of the lease apart), so that slow
+        sends never let another relay take the same rows and send them again."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(lease / 3):
+                try:
+                    outbox.renew(self.store, token, clock() + lease)
+                except Exception:
+                    logger.exception("alerts: could not renew delivery leases")
+
+        thread = threading.Thread(target=renew, name="alerts-relay-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _send_all(self, by_destination: dict, token: str, clock: Callable[[], float]) -> None:
+        """Send to each destination; different destinations at once, up to MAX_PARALLEL_DESTINATIONS."""
+        work = list(by_destination.items())
+        if len(work) == 1:
+            self._send_destination(*work[0], token, clock)
+            return
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    key, groups = work.pop(0)
+                try:
+                    self._send_destination(key, groups, token, clock)
+                except Exception:  # its rows keep their lease, then go to the next relay
+                    logger.exception("alerts: the delivery relay failed for %s", key)
+
+        threads = [threading.Thread(target=worker, name="alerts-relay-send", daemon=True)
+                   for _ in range(min(MAX_PARALLEL_DESTINATIONS, len(work)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _sender(self, key: str, destination: Destination):
+        sender = self._senders.get(key)
+        if sender is None:
+            sender = self._senders.setdefault(key, self._sender_factory(destination, self.settings))
+        return sender
+
+    def _send_destination(self, key: str, groups: dict, token: str, clock: Callable[[], float]) -> None:
         destination = self.channels.by_key(key)
         ids = [row.id for rows in groups.values() for row in rows]
-        if destination is None:
-            outbox.mark_dead(self.store, ids, token, f"no channel {key!r} in the channel files any more")
-            self.counters.notifications_failed_total["no_channel"] += 1
-            return
         try:
-            sender = self._senders.get(key) or self._senders.setdefault(key, self._sender_factory(destination, self.settings))
+            if destination is None:  # only if the channel set changed under us
+                raise DeliveryError(f"no channel {key!r} in this process's channel files", recoverable=False)
+            sender = self._sender(key, destination)
         except DeliveryError as exc:
-            outbox.mark_dead(self.store, ids, token, str(exc))
-            self.counters.notifications_failed_total["misconfigured"] += 1
+            # Another process (other settings, another working directory) may send these: never
+            # kill a row we cannot judge. Released as they were: no try counted.
+            self._judged.discard(key)
+            outbox.release(self.store, ids, token)
+            self._say_left_alone(key, len(ids), str(exc))
+            self._count("notifications_failed_total", "misconfigured")
             return
-        bucket = self._buckets.setdefault(key, bucket_for(destination.config.type))
-        per_user = self._user_buckets.setdefault(destination.user, user_bucket())
+        wait_all: Optional[float] = None  # set when the destination or its user has no token left
         for group, rows in groups.items():
             group_ids = [row.id for row in rows]
-            last = self._last_sent.get((key, group))
-            if not final and last is not None and now - last < self.group_interval:
-                outbox.defer(self.store, group_ids, token, last + self.group_interval)
+            if wait_all is not None:
+                outbox.defer(self.store, group_ids, token, wait_all)
                 continue
-            if not (bucket.ready(now) and per_user.ready(now)):
-                outbox.defer(self.store, group_ids, token, max(bucket.next_at(now), per_user.next_at(now)))
+            target = state.Target(key, destination.config.type, destination.user, group)
+            answer = state.take(self.store, target, clock(), self.group_interval)
+            if isinstance(answer, state.Later):
+                outbox.defer(self.store, group_ids, token, answer.until)
+                if not answer.group_only:
+                    wait_all = answer.until
                 continue
-            bucket.take(now)
-            per_user.take(now)
-            self._send_group(destination, sender, bucket, group, rows, token, now)
+            self._send_group(destination, sender, answer, rows, token, clock)
 
-    def _send_group(self, destination: Destination, sender, bucket: TokenBucket, group: str, rows: list,
-                    token: str, now: float) -> None:
+    def _send_group(self, destination: Destination, sender, grant: "state.Grant", rows: list, token: str,
+                    clock: Callable[[], float]) -> None:
         ids = [row.id for row in rows]
         notifications = [Notification(**json.loads(row.payload)) for row in rows]
         kind = destination.config.type
@@ -191,24 +280,30 @@ class Relay:
                 logger.exception("alerts: %s: unexpected error while sending", destination.label)
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", recoverable=True) from None
         except DeliveryError as exc:
+            now = clock()
+            # Nothing reached the user: the group is not "just sent", the tokens go back (a 429
+            # pauses the destination for every relay instead).
+            state.give_back(self.store, grant, now, retry_after=exc.retry_after)
             reason = "rate_limited" if exc.retry_after else ("retry" if exc.recoverable else "permanent")
-            self.counters.notifications_failed_total[reason] += 1
+            self._count("notifications_failed_total", reason)
             if not exc.recoverable:
                 outbox.mark_dead(self.store, ids, token, str(exc))
                 logger.warning("alerts: %s: giving up on %d alert(s): %s", destination.label, len(ids), exc)
                 return
             wait = exc.retry_after if exc.retry_after is not None else outbox.backoff(max(r.attempts for r in rows))
-            if exc.retry_after:  # Slack said when: nothing goes to this destination before then
-                bucket.pause_until(now + exc.retry_after)
             outbox.mark_retry(self.store, ids, token, now + wait, str(exc))
             return
-        sent_at = self._clock()
+        sent_at = clock()
         outbox.mark_sent(self.store, ids, token, sent_at, message_id)
-        self._last_sent[(destination.key, group)] = now
-        self.counters.notifications_total[kind] += 1
-        self.counters.alerts_delivered_total += len(ids)
-        for n in notifications:
-            self.counters.observe_latency(max(0.0, sent_at - n.created_at))
+        with self._counting:
+            self.counters.notifications_total[kind] += 1
+            self.counters.alerts_delivered_total += len(ids)
+            for n in notifications:
+                self.counters.observe_latency(max(0.0, sent_at - n.created_at))
+
+    def _count(self, counter: str, reason: str, n: int = 1) -> None:
+        with self._counting:
+            getattr(self.counters, counter)[reason] += n
 
     # -- the thread ---------------------------------------------------------------------------------
 
@@ -240,18 +335,24 @@ class Relay:
             self._thread.join(10)
 
     def drain(self, timeout: float = 10.0) -> int:
-        """At exit: send what is pending (group intervals waived, rate limits kept) for up to
-        ``timeout`` seconds; return how many rows are still pending (the next process relays them)."""
+        """At exit: send what falls due within ``timeout`` seconds; return how many rows this relay
+        could send are still pending (the next relay sends them).
+
+        Group intervals and rate limits are kept: with many processes on one store, waiving them at
+        exit would make every exiting process send its own message. Rows waiting for their group
+        stay pending.
+        """
         self.stop()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                self.run_once(final=True)
+                self.run_once()
             except Exception:
                 logger.exception("alerts: the delivery relay failed at exit")
                 break
             # Only rows that fall due before the deadline are worth waiting for.
-            if not outbox.pending_count(self.store, due_before=self._clock() + (deadline - time.monotonic())):
+            due_before = self._clock() + (deadline - time.monotonic())
+            if not outbox.pending_count(self.store, due_before=due_before, destinations=self._judged):
                 break
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        return outbox.pending_count(self.store)
+        return outbox.pending_count(self.store, destinations=self._judged)

@@ -129,6 +129,25 @@ class DeliveryRecord(SQLModel, table=True):
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
 
 
+class DeliveryStateRecord(SQLModel, table=True):
+    """Delivery state every relay on the store shares, one row per key (alerts/delivery/state.py):
+
+    * ``dest:<destination>`` and ``user:<user>``: a token bucket, ``tokens`` as of ``updated_at``
+      (``None``: never used, full). An ``updated_at`` in the future is a pause (a 429's Retry-After):
+      no token before then.
+    * ``group:<destination>|<group>``: ``last_sent_at``, when that group's last message went.
+
+    Relays read and write these rows only inside one short locked transaction per decision.
+    """
+
+    __tablename__ = "delivery_state"
+
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    tokens: Optional[float] = None
+    updated_at: float = 0.0
+    last_sent_at: Optional[float] = None
+
+
 class SilenceRecord(SQLModel, table=True):
     """A silence: deliveries whose labels match all ``matchers`` (JSON) are muted in its window."""
 
