@@ -4,14 +4,13 @@ End to end with real processes: a script (a child interpreter) raises alerts aga
 on 127.0.0.1 and exits; the detached ``alerts relay`` it starts (one per store, in its own session,
 logging to ALERTS_DIR/relay.log) sends them on their schedule and exits by itself. The relay's loop
 and the store's lease are also driven in-process on a fake clock. Every relay a test starts is killed
-after it (``no_relay_left``).
+after it (``no_detached_relay_left`` in tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from alerts.settings import load_settings
 from alerts.store import leases
 from alerts.store.db import open_store
 from delivery.test_delivery import channel_file
+from conftest import relays_running_for as _relays_running_for
 from fakes.slack import FakeSlack
 
 WAIT = 240.0  # a bound for giving up on a loaded 2-core machine, not a timing assertion
@@ -47,32 +47,6 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _relays_running_for(store_dir: Path) -> list[int]:
-    """The detached relays running with ``ALERTS_DIR`` = ``store_dir`` (whether or not they logged yet)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit() or b"--detached" not in (proc / "cmdline").read_bytes():
-                continue
-            if f"ALERTS_DIR={store_dir}".encode() in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
-        except OSError:  # gone meanwhile, or not ours
-            continue
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_relay_left(store_dir):
-    """Kill every detached relay a test started (any process running ``--detached`` on its store)."""
-    yield
-    for pid in _relays_running_for(store_dir):
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for proc in detached._started:
-        proc.wait(10)
-    detached._started.clear()
 
 
 @pytest.fixture
