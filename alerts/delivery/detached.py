@@ -167,8 +167,11 @@ def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, 
         # The script that handed over may have died holding rows (its exit drain was cut off at the
         # deadline): on this host they are due again at once, not when their lease runs out.
         outbox.release_dead_leases(store, holder.host, clock(), _pid_alive)
+        delivered = relay.counters.alerts_delivered_total
         while relay.run_once() and not renewer.lost.is_set():
             pass  # more may be due: a storm is claimed in batches
+        if relay.counters.alerts_delivered_total != delivered:
+            logger.info("alerts: sent %d alert(s)", relay.counters.alerts_delivered_total - delivered)
         wait = next_wait(pending(store, clock()), clock())
         if wait is None:
             # Release, then look again: a script that saw the lease held before this release

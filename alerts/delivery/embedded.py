@@ -61,9 +61,7 @@ def drain_all(timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     for relay in relays:
         drain_bounded(relay, max(0.0, deadline - time.monotonic()))
-        left = outbox.pending_count(relay.store)
-        if left:
-            _hand_over(relay, left)
+        _hand_over(relay)
 
 
 def drain_bounded(relay, timeout: float) -> None:
@@ -85,12 +83,16 @@ def drain_bounded(relay, timeout: float) -> None:
     thread.join(timeout)
 
 
-def _hand_over(relay, left: int) -> None:
+def _hand_over(relay) -> None:
+    """If rows are still pending, make sure the store's detached relay sends them, and say so."""
     try:
+        left = outbox.pending_count(relay.store)
+        if not left:
+            return
         handed = detached.hand_over(relay.store, relay.settings)
-    except Exception:  # the store refuses (locked, unreachable): the rows stay for the next relay
+    except Exception:  # the store refuses (locked, unreachable) at exit: the rows stay for the next relay
         logger.exception("alerts: could not hand pending notifications to a detached relay")
-        handed = None
+        return
     if handed is None:
         logger.warning("alerts: %d notification(s) not sent yet; they stay in the outbox and are sent "
                        "by the next run or by `alerts relay`", left)
