@@ -46,6 +46,7 @@ LEASE_SECONDS = 60.0  # a relay that stops renewing (hung, stopped) loses the st
 RENEW_EVERY = 10.0  # seconds between renewals, on a thread of its own, so a slow send cannot lose the lease
 START_SECONDS = 30.0  # how long a starting relay's lease is kept for it before anyone may take it
 MAX_SLEEP = 5.0  # the relay looks for new rows at least this often, even when the next is due later
+MAX_FAILURES = 60  # passes failing in a row (the database unreachable for ~5 min) before the relay gives up
 BUSY_RECHECK = 1.0  # rows leased by another process (a script's exit drain): look again this soon
 LOG_NAME = "relay.log"
 LOG_MAX_BYTES = 1_000_000  # relay.log is moved to relay.log.1 at this size, so it never grows without bound
@@ -163,16 +164,17 @@ def serve(store: Store, relay, *, token: Optional[str] = None, clock: Callable[[
 
 
 def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, sleep) -> None:
+    failures = 0
     while not renewer.lost.is_set():
-        # The script that handed over may have died holding rows (its exit drain was cut off at the
-        # deadline): on this host they are due again at once, not when their lease runs out.
-        outbox.release_dead_leases(store, holder.host, clock(), _pid_alive)
-        delivered = relay.counters.alerts_delivered_total
-        while relay.run_once() and not renewer.lost.is_set():
-            pass  # more may be due: a storm is claimed in batches
-        if relay.counters.alerts_delivered_total != delivered:
-            logger.info("alerts: sent %d alert(s)", relay.counters.alerts_delivered_total - delivered)
-        wait = next_wait(pending(store, clock()), clock())
+        try:
+            wait = _pass(store, relay, holder, renewer, clock)
+            failures = 0
+        except Exception:  # the database away for a moment (a PostgreSQL restart): try again shortly
+            failures += 1
+            logger.exception("alerts: the detached relay's pass failed (%d in a row)", failures)
+            if failures >= MAX_FAILURES:
+                return  # the rows stay pending: the next script's exit starts a relay again
+            wait = MAX_SLEEP
         if wait is None:
             # Release, then look again: a script that saw the lease held before this release
             # committed its rows before looking, so they are seen here; one that looks after it
@@ -184,6 +186,19 @@ def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, 
                 return  # a new relay took over
             continue
         sleep(wait)
+
+
+def _pass(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock) -> Optional[float]:
+    """Send what is due; return how long to sleep before the next pass (None: nothing pending)."""
+    # The script that handed over may have died holding rows (its exit drain was cut off at the
+    # deadline): on this host they are due again at once, not when their lease runs out.
+    outbox.release_dead_leases(store, holder.host, clock(), _pid_alive)
+    delivered = relay.counters.alerts_delivered_total
+    while relay.run_once() and not renewer.lost.is_set():
+        pass  # more may be due: a storm is claimed in batches
+    if relay.counters.alerts_delivered_total != delivered:
+        logger.info("alerts: sent %d alert(s)", relay.counters.alerts_delivered_total - delivered)
+    return next_wait(pending(store, clock()), clock())
 
 
 # -- starting it -----------------------------------------------------------------------------------------
