@@ -255,15 +255,38 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no deliveries" + (f" in state {args.state}" if args.state else ""))
-        return 0
-    table = [[str(r.id), r.state, r.destination, r.level, str(r.attempts), _when(r.sent_at or r.next_attempt_at),
-              json.loads(r.payload)["title"][:50], (r.last_error or "")[:60]] for r in rows]
-    print(_table(table, ["ID", "STATE", "DESTINATION", "LEVEL", "TRIES", "SENT/DUE", "TITLE", "LAST ERROR"]))
+    else:
+        table = [[str(r.id), r.state, r.destination, r.level, str(r.attempts),
+                  _when(r.sent_at or r.next_attempt_at), json.loads(r.payload)["title"][:50],
+                  (r.last_error or "")[:60]] for r in rows]
+        print(_table(table, ["ID", "STATE", "DESTINATION", "LEVEL", "TRIES", "SENT/DUE", "TITLE", "LAST ERROR"]))
+    print(_relay_status(store, args))
     return 0
 
 
+def _relay_status(store, args: argparse.Namespace) -> str:
+    """One line: what is pending, and whether a detached relay is sending it."""
+    from pathlib import Path
+
+    from alerts.delivery import detached
+    from alerts.settings import load_settings
+
+    now = clock.now()
+    left = detached.pending(store, now)
+    line = f"pending: {left.count}" + (f" ({_due_text(left, now)})" if left.count else "")
+    lease = detached.running(store, now)
+    if lease is None:
+        return line + "; relay: no detached relay running"
+    pid = f"pid {lease.pid}" if lease.pid else "starting"
+    return (line + f"; relay: detached relay running ({pid} on {lease.host}, since {_when(lease.acquired_at)}, "
+            f"log: {detached.log_path(load_settings(dir=Path(args.dir) if args.dir else None))})")
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
-    from alerts.delivery import outbox
+    if args.detached:
+        return _relay_detached(args)
+    from alerts.delivery import detached, outbox
+    from alerts.delivery.embedded import drain_bounded
     from alerts.delivery.relay import Relay
 
     store = _store(args)
@@ -271,11 +294,49 @@ def cmd_relay(args: argparse.Namespace) -> int:
     relay = Relay(store, channels, settings)
     before = outbox.pending_count(store)
     print(f"relaying {before} pending deliveries from {settings.dir} ...", flush=True)
-    left = relay.drain(timeout=args.timeout)
+    # Keeps going while rows fall due within the timeout; a hung server cannot hold it past it.
+    drain_bounded(relay, args.timeout)
     counters = relay.counters
+    now = clock.now()
+    left = detached.pending(store, now)
     print(f"sent {sum(counters.notifications_total.values())} message(s) carrying {counters.alerts_delivered_total} "
-          f"alert(s); {left} still pending" + (" (retrying later)" if left else ""))
-    return 0 if not left else 3
+          f"alert(s); {left.count} still pending" + (f" ({_due_text(left, now)})" if left.count else ""))
+    if left.count and settings.relay:
+        handed = detached.hand_over(store, settings)
+        if handed is not None:
+            print(f"hand-over: {handed.describe()}")
+    return 0 if not left.count else 3
+
+
+def _due_text(left, now: float) -> str:
+    """When the next pending row falls due, for people: "next due 12:00:22, in 22 s"."""
+    if left.next_due is None:
+        return f"{left.leased} being sent"
+    wait = left.next_due - now
+    return f"next due {_when(left.next_due)}, " + (f"in {wait:.0f} s" if wait > 0 else "now")
+
+
+def _relay_detached(args: argparse.Namespace) -> int:
+    """The store's detached relay (started by a script at exit): logs to stderr, which is relay.log."""
+    import logging
+
+    from alerts.delivery import detached
+    from alerts.delivery.relay import Relay
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("alerts")
+    store = _store(args)
+    settings, channels = _delivery_context(args)
+    relay = Relay(store, channels, settings)
+    log.info("alerts: detached relay started (pid %d) for %s: %d pending", os.getpid(), store.safe_url,
+             detached.pending(store, clock.now()).count)
+    if not detached.serve(store, relay, token=args.lease):
+        log.info("alerts: another relay holds the store's relay lease; pid %d exits", os.getpid())
+        return 0
+    counters = relay.counters
+    log.info("alerts: nothing pending; detached relay (pid %d) exits after sending %d message(s) carrying "
+             "%d alert(s)", os.getpid(), sum(counters.notifications_total.values()), counters.alerts_delivered_total)
+    return 0
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
@@ -406,7 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser("relay", help="send what is pending in the outbox, then exit",
                            description="Send the pending deliveries of the store (left by runs that "
                            "ended or were killed before sending), waiting up to --timeout seconds.")
-    relay.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (default 60)")
+    relay.add_argument("--timeout", type=float, default=60.0,
+                       help="seconds to keep going while rows fall due (default 60); what is left is handed "
+                       "to the detached relay")
+    relay.add_argument("--detached", action="store_true",
+                       help="be the store's detached relay (what scripts start at exit): send pending rows on "
+                       "their schedule until none is pending; one per store")
+    relay.add_argument("--lease", help=argparse.SUPPRESS)  # the lease a starting script took for this relay
     relay.set_defaults(func=cmd_relay)
 
     silence_parser = sub.add_parser("silence", help="mute alerts that match labels for a while",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import alerts
+from alerts.delivery import detached as delivery_detached
 from alerts.delivery import embedded as delivery_embedded
 from alerts.rules import active as rules_active
 from alerts.sdk import api, lifecycle, worker
@@ -40,6 +41,34 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     db.forget_stores()
     rules_active.forget()
     delivery_embedded.forget()
+
+
+def relays_running_for(store_dir: Path) -> list[int]:
+    """The detached relays (``alerts relay --detached``) running with ``ALERTS_DIR`` = ``store_dir``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or b"--detached" not in (proc / "cmdline").read_bytes():
+                continue
+            if f"ALERTS_DIR={store_dir}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_detached_relay_left(store_dir):
+    """Kill the detached relays a test's scripts started on its store (they outlive the scripts)."""
+    yield
+    for pid in relays_running_for(store_dir):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for proc in delivery_detached._started:  # started by this process: reap them
+        proc.wait(10)
+    delivery_detached._started.clear()
 
 
 @pytest.fixture

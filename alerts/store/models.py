@@ -160,3 +160,22 @@ class SilenceRecord(SQLModel, table=True):
     created_by: str
     comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: float
+
+
+class LeaseRecord(SQLModel, table=True):
+    """A named job that at most one process of the store runs at a time (``relay``: the detached relay).
+
+    The holder keeps it by renewing ``until``; a lease past ``until`` is free, and so is one whose
+    holder was a process of this host that no longer runs (``host`` and ``pid``). A holder with no
+    ``pid`` is a process being started for the job: only ``until`` frees its lease.
+    """
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True)
+    holder: str  # host:pid:tag, unique to one holding
+    host: str
+    pid: Optional[int] = None
+    until: float
+    acquired_at: float
+    renewed_at: float
