@@ -28,9 +28,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from alerts import clock as _clock
 from alerts.delivery import outbox
@@ -76,9 +76,12 @@ class Pending:
     leased: int  # of ``count``, how many a relay holds right now (being sent)
 
 
-def pending(store: Store, now: float) -> Pending:
-    """How many rows are pending, how many are leased at ``now``, and the earliest due time of the rest."""
+def pending(store: Store, now: float, destinations: Optional[Collection[str]] = None) -> Pending:
+    """How many rows are pending (for ``destinations``, if given: the ones a relay can send), how
+    many are leased at ``now``, and the earliest due time of the rest."""
     is_pending = DeliveryRecord.state == "pending"
+    if destinations is not None:  # rows no channel here can judge must not keep the relay alive
+        is_pending = and_(is_pending, DeliveryRecord.destination.in_(sorted(destinations)))
     is_leased = DeliveryRecord.lease_until >= now
     with store.engine.connect() as conn:
         count = int(conn.execute(select(func.count()).where(is_pending)).scalar_one())
@@ -180,7 +183,7 @@ def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, 
             # committed its rows before looking, so they are seen here; one that looks after it
             # finds the lease free and starts a relay of its own.
             leases.release(store, LEASE, holder)
-            if not pending(store, clock()).count:
+            if not pending(store, clock(), relay.judged).count:
                 return
             if not leases.acquire(store, LEASE, holder, clock(), LEASE_SECONDS, _pid_alive):
                 return  # a new relay took over
@@ -198,7 +201,7 @@ def _pass(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock) 
         pass  # more may be due: a storm is claimed in batches
     if relay.counters.alerts_delivered_total != delivered:
         logger.info("alerts: sent %d alert(s)", relay.counters.alerts_delivered_total - delivered)
-    return next_wait(pending(store, clock()), clock())
+    return next_wait(pending(store, clock(), relay.judged), clock())
 
 
 # -- starting it -----------------------------------------------------------------------------------------

@@ -121,6 +121,11 @@ class Relay:
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # one pass at a time (the thread, or a drain at exit)
 
+    @property
+    def judged(self) -> frozenset:
+        """The destinations this relay can send to (rows for others are left to a relay that can)."""
+        return frozenset(self._judged)
+
     # -- one pass -----------------------------------------------------------------------------------
 
     def run_once(self, now: Optional[float] = None) -> int:

@@ -329,6 +329,32 @@ def test_serve_sends_each_row_when_due_sleeping_in_between_and_exits_when_none_i
     assert leases.read(store, detached.LEASE) is None  # released on the way out
 
 
+def test_serve_exits_when_only_rows_it_cannot_judge_are_left(channels, slack, clock, monkeypatch, tmp_path):
+    """A relay started with other channel files leaves alice's row pending (it cannot judge it) and
+    must not stay up for the row's 24 h expiry because of it."""
+    monkeypatch.setenv("ALERTS_RELAY", "0")
+    wandb.init(project="p")
+    wandb.alert(title="alice's", text="x")
+    wandb.finish()
+    settings = load_settings()
+    store = open_store(settings.resolved_database_url())
+    from alerts.channels.config import load_channels
+
+    (tmp_path / "other").mkdir()
+    relay = Relay(store, load_channels([tmp_path / "other"], webhook_hosts=["127.0.0.1"]), settings, clock=clock)
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) > 50:
+            raise AssertionError("the relay keeps waiting for a row it can never send")
+        clock.advance(seconds)
+
+    assert detached.serve(store, relay, clock=clock, sleep=sleep)
+    assert [r.state for r in outbox.listing(store)] == ["pending"]  # left for a relay that can judge it
+    assert slack.messages("alice-hook") == []
+
+
 def test_serve_leaves_the_store_to_the_relay_that_holds_its_lease(channels, clock):
     settings = load_settings()
     store = open_store(settings.resolved_database_url())
