@@ -9,7 +9,8 @@ server's certificate is verified whenever a password crosses it or TLS was asked
 Header values are built from user text with every CR and LF removed, so a title cannot add a header
 (``Bcc:``).
 SMTP's own answers decide retries: 4xx (mailbox busy, greylisting) and a server that cannot be reached
-retry; 5xx (no such user, authentication refused) do not.
+retry; 5xx (no such user, authentication refused) do not. A channel with several addresses has one
+outbox row (and one email) per address, so each address's answer decides its own row.
 """
 
 from __future__ import annotations
@@ -144,7 +145,21 @@ class EmailSender:
             if s.smtp_username:
                 password = s.smtp_password.get_secret_value() if s.smtp_password else ""
                 await client.login(s.smtp_username, password)
-            await client.send_message(message)
+            errors, _ = await client.send_message(message)
+            if errors:
+                raise partial_refusal(errors, self._to)
+
+
+def partial_refusal(refused: dict, to: list[str]) -> DeliveryError:
+    """Some addresses of one email accepted it, others were refused. The email went out, so it is not
+    retried (that would send the accepted ones the alert twice): a permanent error naming who got it
+    and why the others did not. (Channels with several addresses have one row per address, so this
+    only happens to a row queued for a whole channel.)"""
+    accepted = [a for a in to if a not in refused]
+    detail = ", ".join(f"{address}: {getattr(e, 'code', '?')} {getattr(e, 'message', '')}".strip()
+                       for address, e in refused.items())
+    return DeliveryError(f"sent to {', '.join(accepted)}; refused ({detail}), not retried so that the "
+                         "others do not get it twice", recoverable=False)
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:
