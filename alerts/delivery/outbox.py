@@ -163,3 +163,23 @@ def pending_count(store: Store, due_before: Optional[float] = None) -> int:
         query = query.where(DeliveryRecord.next_attempt_at <= due_before)
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+INCIDENT_LOOKBACK = 10_000  # sent rows of a group read to count its incident, newest first
+
+
+def incident_so_far(store: Store, destination: str, group_key: str, now: float) -> list:
+    """The alerts of a group's current incident that earlier messages to ``destination`` carried
+    (Notifications, oldest first): what a follow-up message counts besides its own alerts."""
+    import json
+
+    from alerts.channels.base import Notification
+    from alerts.pipeline import incident
+
+    query = (select(DeliveryRecord.sent_at, DeliveryRecord.payload)
+             .where(DeliveryRecord.destination == destination, DeliveryRecord.group_key == group_key,
+                    DeliveryRecord.state == "sent", DeliveryRecord.sent_at.is_not(None))
+             .order_by(DeliveryRecord.sent_at.desc()).limit(INCIDENT_LOOKBACK))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return incident.current([(sent_at, Notification(**json.loads(payload))) for sent_at, payload in rows], now)

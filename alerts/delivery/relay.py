@@ -184,7 +184,7 @@ class Relay:
         kind = destination.config.type
         try:
             try:
-                message_id = sender.send_group(notifications)
+                message_id = sender.send_group(notifications, earlier=outbox.incident_so_far(self.store, destination.key, group, now))
             except DeliveryError:
                 raise
             except Exception as exc:  # a sender bug or an error not translated: retry, never lose the rows
