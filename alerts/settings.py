@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts import logredact
@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     relay: bool = True
     # How often the background writer commits queued points: what a kill -9 can lose at most.
     flush_interval: float = Field(default=0.2, gt=0, le=5)
+    # How long sent and suppressed outbox rows (and dead ones) are kept before a relay deletes them:
+    # a duration (30m, 12h, 7d, 2w). Pending rows are never deleted.
+    retention: str = "7d"
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        from alerts.rules.durations import parse_duration
+
+        if parse_duration(value) <= 0:
+            raise ValueError("ALERTS_RETENTION must be longer than 0s")
+        return value
+
+    def retention_seconds(self) -> float:
+        """``retention`` in seconds."""
+        from alerts.rules.durations import parse_duration
+
+        return parse_duration(self.retention)
 
     def model_post_init(self, context) -> None:
         """Register this process's secrets with the log redaction, so no log line prints them."""

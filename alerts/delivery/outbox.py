@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Iterable, Optional
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from alerts.store.db import Store
 from alerts.store.models import DeliveryRecord
@@ -183,3 +183,21 @@ def incident_so_far(store: Store, destination: str, group_key: str, now: float) 
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
     return incident.current([(sent_at, Notification(**json.loads(payload))) for sent_at, payload in rows], now)
+
+
+PRUNE_BATCH = 5_000  # rows deleted per transaction: a big backlog never holds the write lock for long
+
+
+def prune(store: Store, now: float, retention: float) -> int:
+    """Delete sent, suppressed and dead rows created more than ``retention`` seconds before ``now``
+    (``ALERTS_RETENTION``), in batches; a pending row is never deleted. Returns how many went."""
+    old = and_(DeliveryRecord.state.in_(("sent", "suppressed", "dead")), DeliveryRecord.created_at < now - retention)
+    total = 0
+    while True:
+        with store.engine.begin() as conn:
+            ids = list(conn.execute(select(DeliveryRecord.id).where(old).limit(PRUNE_BATCH)).scalars())
+            if ids:
+                conn.execute(delete(DeliveryRecord).where(DeliveryRecord.id.in_(ids), old))
+        total += len(ids)
+        if len(ids) < PRUNE_BATCH:
+            return total

@@ -120,6 +120,7 @@ class Relay:
                 self._maintained_at = now
                 outbox.expire(self.store, now)
                 outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
+                outbox.prune(self.store, now, self.settings.retention_seconds())
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             rows = outbox.claim(self.store, token, now)
