@@ -70,6 +70,24 @@ class Settings(BaseSettings):
     group_interval: float = Field(default=30.0, ge=0, le=24 * 3600)
     # How often the background writer commits queued points: what a kill -9 can lose at most.
     flush_interval: float = Field(default=0.2, gt=0, le=5)
+    # How long sent and suppressed outbox rows (and dead ones) are kept before a relay deletes them:
+    # a duration (30m, 12h, 7d, 2w). Pending rows are never deleted.
+    retention: str = "7d"
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        from alerts.rules.durations import parse_duration
+
+        if parse_duration(value) <= 0:
+            raise ValueError("ALERTS_RETENTION must be longer than 0s")
+        return value
+
+    def retention_seconds(self) -> float:
+        """``retention`` in seconds."""
+        from alerts.rules.durations import parse_duration
+
+        return parse_duration(self.retention)
 
     def model_post_init(self, context) -> None:
         """Register this process's secrets with the log redaction, so no log line prints them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Optional, Protocol, Sequence
 
 from alerts.logredact import redact
 
@@ -68,6 +68,7 @@ class Channel(Protocol):
 class GroupSender(Protocol):
     """A destination that sends one message for a group of notifications (Slack, email)."""
 
-    def send_group(self, notifications: list[Notification]) -> Optional[str]:
+    def send_group(self, notifications: list[Notification], earlier: Sequence[Notification] = ()) -> Optional[str]:
         """Deliver one message for all of ``notifications`` (a message id if the service gives one),
-        or raise :class:`DeliveryError`."""
+        or raise :class:`DeliveryError`. ``earlier``: the alerts of the same incident that the group's
+        previous messages carried, for the message to count (``alerts.pipeline.incident``)."""

@@ -79,7 +79,10 @@ class EmailChannel(ChannelBase):
         for address in addresses:
             if not isinstance(address, str) or not _EMAIL.match(address.strip()):
                 raise ValueError(f"{address!r} is not an email address")
-        return [a.strip() for a in addresses]
+        unique: dict[str, str] = {}
+        for address in addresses:  # an address listed twice gets one email, as before
+            unique.setdefault(address.strip().lower(), address.strip())
+        return list(unique.values())
 
     @property
     def label(self) -> str:
@@ -96,20 +99,48 @@ class UserChannels(_Strict):
 
 @dataclass(frozen=True)
 class Destination:
-    """One configured channel of one user, with the stable key its deliveries are filed under."""
+    """One configured channel of one user, with the stable key its deliveries are filed under.
+
+    An email channel with several addresses is one destination per address (``recipient``, and
+    ``config.to`` holding only that address): each address has its own outbox row, so a mailbox that
+    answers 450 is retried on its own, one that answers 550 is dead on its own, and the addresses that
+    accepted are never sent the alert twice.
+    """
 
     user: str
     index: int
     config: Union[SlackChannel, EmailChannel]
+    recipient: Optional[str] = None
 
     @property
-    def key(self) -> str:
-        """``user/name`` or ``user/type-N``: stable across reloads, free of secrets."""
+    def channel_key(self) -> str:
+        """``user/name`` or ``user/type-N``: the channel's own key, stable across reloads, free of secrets."""
         return f"{self.user}/{self.config.name or f'{self.config.type}-{self.index}'}"
 
     @property
+    def key(self) -> str:
+        """The channel's key, and ``<address>`` after it for one address of a multi-address email channel."""
+        return self.channel_key if self.recipient is None else f"{self.channel_key} <{self.recipient}>"
+
+    @property
     def label(self) -> str:
-        return f"{self.user}: {self.config.label}"
+        shown = self.config.label
+        if self.recipient is not None and self.config.name:
+            shown += f" <{self.recipient}>"
+        return f"{self.user}: {shown}"
+
+
+def destinations_of(user: str, channels: list) -> list[Destination]:
+    """The destinations of one user's channels, in file order (an email channel with several
+    addresses gives one per address)."""
+    result = []
+    for index, config in enumerate(channels):
+        if isinstance(config, EmailChannel) and len(config.to) > 1:
+            result += [Destination(user, index, config.model_copy(update={"to": [address]}), recipient=address)
+                       for address in config.to]
+        else:
+            result.append(Destination(user, index, config))
+    return result
 
 
 @dataclass
@@ -123,8 +154,20 @@ class ChannelSet:
         return self.users.get(user, [])
 
     def by_key(self, key: str) -> Optional[Destination]:
+        """The destination filed under ``key``. A multi-address email channel's own key (rows queued
+        before its addresses had a row each) is the whole channel, all its addresses."""
         user = key.split("/", 1)[0]
-        return next((d for d in self.of(user) if d.key == key), None)
+        found = next((d for d in self.of(user) if d.key == key), None)
+        if found is None:
+            part = next((d for d in self.of(user) if d.recipient is not None and d.channel_key == key), None)
+            if part is not None:
+                return Destination(user, part.index, _whole_channel(self.of(user), part))
+        return found
+
+
+def _whole_channel(destinations: list[Destination], part: Destination) -> EmailChannel:
+    addresses = [d.recipient for d in destinations if d.channel_key == part.channel_key]
+    return part.config.model_copy(update={"to": addresses})
 
 
 class ChannelLoadError(Exception):
@@ -195,7 +238,7 @@ def load_channel_file(path: Path, env: Mapping[str, str], webhook_hosts: Iterabl
     except ValidationError as exc:
         validation_errors(path, root, expanded, exc, errors, describe=_describe)
         return None
-    ok = True
+    ok = _unique_names(path, root, parsed, errors)
     for index, channel in enumerate(parsed.channels):
         if isinstance(channel, SlackChannel) and channel.webhook_url is not None:
             problem = check_webhook_url(channel.webhook_url.get_secret_value(), webhook_hosts)
@@ -204,6 +247,24 @@ def load_channel_file(path: Path, env: Mapping[str, str], webhook_hosts: Iterabl
                               f"channels.{index}.webhook_url: {problem}")
                 ok = False
     return parsed if ok else None
+
+
+def _unique_names(path: Path, root: Any, parsed: UserChannels, errors: list[str]) -> bool:
+    """Each channel's key is its own: two channels filed under one key would both ride to the first
+    (the second would get nothing, and both rows would count as sent). Appends an error per clash."""
+    first: dict[str, int] = {}
+    ok = True
+    for destination in destinations_of(parsed.user, parsed.channels):
+        index = destination.index
+        earlier = first.setdefault(destination.key, index)
+        if earlier == index:
+            continue
+        ok = False
+        field = "name" if destination.config.name else "type"
+        errors.append(f"{path}:{line_of(root, ('channels', index, field))}: channels.{index}.{field}: channel "
+                      f"{destination.key!r} is already channels.{earlier} (line {line_of(root, ('channels', earlier))}): "
+                      "give each channel of a user its own name")
+    return ok
 
 
 def _describe(loc: tuple, data: Any) -> tuple[tuple, str]:
@@ -238,7 +299,7 @@ def load_channels(paths: Iterable[Union[str, Path]], env: Optional[Mapping[str, 
                 continue
             seen[parsed.user] = path
             result.files.append(path)
-            result.users[parsed.user] = [Destination(parsed.user, i, c) for i, c in enumerate(parsed.channels)]
+            result.users[parsed.user] = destinations_of(parsed.user, parsed.channels)
     if errors:
         raise ChannelLoadError(errors)
     return result

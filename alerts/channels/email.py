@@ -9,7 +9,8 @@ server's certificate is verified whenever a password crosses it or TLS was asked
 Header values are built from user text with every CR and LF removed, so a title cannot add a header
 (``Bcc:``).
 SMTP's own answers decide retries: 4xx (mailbox busy, greylisting) and a server that cannot be reached
-retry; 5xx (no such user, authentication refused) do not.
+retry; 5xx (no such user, authentication refused) do not. A channel with several addresses has one
+outbox row (and one email) per address, so each address's answer decides its own row.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import html
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Optional
+from typing import Optional, Sequence
 
 import aiosmtplib
 
 from alerts.channels.base import DeliveryError, Notification, format_value
+from alerts.pipeline.incident import Incident, summarize
 from alerts.settings import Settings
 
 SHOWN_IN_GROUP = 20
@@ -39,22 +41,32 @@ def header_safe(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def subject_of(group: list[Notification]) -> str:
+def subject_of(group: list[Notification], incident: Optional[Incident] = None) -> str:
+    """``[LEVEL] title (+N more)``, or ``[LEVEL] 12 runs of sweep-1 failed`` for an incident of several runs."""
     first = group[0]
+    if incident is not None and incident.many_runs:
+        return header_safe(f"[{first.level}] {incident.headline}")
     resolved = "RESOLVED " if first.status == "resolved" else ""
     more = f" (+{len(group) - 1} more)" if len(group) > 1 else ""
     return header_safe(f"[{first.level}] {resolved}{first.title}{more}")
 
 
-def build_email(group: list[Notification], sender: str, to: list[str]) -> EmailMessage:
-    """The message for ``group``: subject ``[LEVEL] title``, plain text and HTML bodies."""
+def build_email(group: list[Notification], sender: str, to: list[str],
+                earlier: Sequence[Notification] = ()) -> EmailMessage:
+    """The message for ``group``: subject ``[LEVEL] title``, plain text and HTML bodies. ``earlier``:
+    the alerts of the same incident that the group's previous messages carried; an incident of
+    several runs is named in the subject and its runs listed first."""
+    incident = summarize(group, earlier)
     message = EmailMessage()
-    message["Subject"] = subject_of(group)
+    message["Subject"] = subject_of(group, incident)
     message["From"] = header_safe(sender)
     message["To"] = ", ".join(header_safe(a) for a in to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="alerts.local")
     plain, rich = [], []
+    if incident.many_runs:
+        plain.append(f"{incident.line()}\n")
+        rich.append(f"<p><b>{html.escape(incident.headline)}</b>: {html.escape(incident.run_list())}</p>")
     for n in group[:SHOWN_IN_GROUP]:
         status = "RESOLVED " if n.status == "resolved" else ""
         details = [f"run {n.run_name} ({n.run_id}) in {n.project}"]
@@ -106,8 +118,8 @@ class EmailSender:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def send_group(self, notifications: list[Notification]) -> Optional[str]:
-        message = build_email(notifications, self._settings.smtp_from, self._to)
+    def send_group(self, notifications: list[Notification], earlier: Sequence[Notification] = ()) -> Optional[str]:
+        message = build_email(notifications, self._settings.smtp_from, self._to, earlier)
         loop = asyncio.new_event_loop()
         # Name lookups inline, not on asyncio's default thread pool: at interpreter exit (the relay's
         # last chance to send) Python refuses new pool threads, and every send would fail.
@@ -144,7 +156,21 @@ class EmailSender:
             if s.smtp_username:
                 password = s.smtp_password.get_secret_value() if s.smtp_password else ""
                 await client.login(s.smtp_username, password)
-            await client.send_message(message)
+            errors, _ = await client.send_message(message)
+            if errors:
+                raise partial_refusal(errors, self._to)
+
+
+def partial_refusal(refused: dict, to: list[str]) -> DeliveryError:
+    """Some addresses of one email accepted it, others were refused. The email went out, so it is not
+    retried (that would send the accepted ones the alert twice): a permanent error naming who got it
+    and why the others did not. (Channels with several addresses have one row per address, so this
+    only happens to a row queued for a whole channel.)"""
+    accepted = [a for a in to if a not in refused]
+    detail = ", ".join(f"{address}: {getattr(e, 'code', '?')} {getattr(e, 'message', '')}".strip()
+                       for address, e in refused.items())
+    return DeliveryError(f"sent to {', '.join(accepted)}; refused ({detail}), not retried so that the "
+                         "others do not get it twice", recoverable=False)
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:

@@ -14,7 +14,7 @@ errors retry, errors that will not go away (``invalid_payload``, ``channel_not_f
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -22,6 +22,7 @@ from slack_sdk.webhook import WebhookClient
 
 from alerts import logredact
 from alerts.channels.base import DeliveryError, Notification, format_value
+from alerts.pipeline.incident import summarize
 
 HEADER_MAX = 150  # plain_text in a header block
 SECTION_MAX = 3000  # mrkdwn text in a section
@@ -59,16 +60,27 @@ def _headline(n: Notification) -> str:
     return f"[{n.level}] {prefix}{n.title}"
 
 
-def build_message(group: list[Notification], server_url: Optional[str] = None) -> dict:
-    """``text``, and ``attachments`` holding the blocks, for one message about ``group`` (>= 1 alert)."""
+def build_message(group: list[Notification], server_url: Optional[str] = None,
+                  earlier: Sequence[Notification] = ()) -> dict:
+    """``text``, and ``attachments`` holding the blocks, for one message about ``group`` (>= 1 alert).
+
+    ``earlier``: the alerts of the same incident that the group's previous messages carried. When the
+    incident spans several runs, the message says so first ("12 runs of sweep-1 failed") and lists them.
+    """
     first = group[0]
     more = len(group) - 1
+    incident = summarize(group, earlier)
     title = _headline(first) + (f" (+{more} more)" if more else "")
+    if incident.many_runs:
+        title = f"[{first.level}] {incident.headline}"
     # Escaped even in plain_text: Slack decodes the entities there too, and nothing from a user may
     # reach Slack as markup.
     blocks: list[dict] = [{"type": "header",
                            "text": {"type": "plain_text", "text": clip(escape(title), HEADER_MAX), "emoji": True}}]
-    if not more:
+    if incident.many_runs:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(
+            f"*{len(incident.runs)} runs:* {escape(incident.run_list())}", SECTION_MAX)}})
+    if not more and not incident.many_runs:
         if first.text:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(escape(first.text), SECTION_MAX)}})
         fields = [("Run", first.run_name), ("Project", first.project)]
@@ -79,7 +91,7 @@ def build_message(group: list[Notification], server_url: Optional[str] = None) -
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": clip(f"*{name}*\n{escape(value)}", FIELD_MAX)} for name, value in fields]})
     else:
-        lines = []
+        lines = ["*New in this message:*"] if earlier else []
         for n in group[:SHOWN_IN_GROUP]:
             detail = f" ({escape(n.metric)} = {format_value(n.value)})" if n.metric is not None else ""
             lines.append(f"{ICONS[_tone(n)]} *{escape(clip(_headline(n), 200))}* in {escape(n.run_name)}{detail}")
@@ -93,7 +105,10 @@ def build_message(group: list[Notification], server_url: Optional[str] = None) -
         url = f"{server_url.rstrip('/')}/runs/{first.run_id}"
         blocks.append({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Open run"}, "url": url}]})
-    fallback = escape(title) + (f": {escape(first.text)}" if first.text and not more else "")
+    if incident.many_runs:
+        fallback = escape(f"{title}: {incident.run_list()}")
+    else:
+        fallback = escape(title) + (f": {escape(first.text)}" if first.text and not more else "")
     return {"text": clip(fallback, FALLBACK_MAX),
             "attachments": [{"color": COLOURS[_tone(first)], "blocks": blocks}]}
 
@@ -121,8 +136,8 @@ class SlackWebhook:
                                      logger=logredact.guarded_logger(logredact.SLACK_WEBHOOK_LOGGER))
         self._server_url = server_url
 
-    def send_group(self, notifications: list[Notification]) -> Optional[str]:
-        message = build_message(notifications, self._server_url)
+    def send_group(self, notifications: list[Notification], earlier: Sequence[Notification] = ()) -> Optional[str]:
+        message = build_message(notifications, self._server_url, earlier)
         try:
             response = self._client.send(text=message["text"], attachments=message["attachments"])
         except Exception as exc:  # network, timeout: Slack may be fine in a moment
@@ -149,8 +164,8 @@ class SlackApi:
         self._channel = channel
         self._server_url = server_url
 
-    def send_group(self, notifications: list[Notification]) -> Optional[str]:
-        message = build_message(notifications, self._server_url)
+    def send_group(self, notifications: list[Notification], earlier: Sequence[Notification] = ()) -> Optional[str]:
+        message = build_message(notifications, self._server_url, earlier)
         try:
             response = self._client.chat_postMessage(channel=self._channel, text=message["text"],
                                                      attachments=message["attachments"])

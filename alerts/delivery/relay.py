@@ -108,7 +108,10 @@ class Relay:
         self._sender_factory = sender_factory
         self._senders: dict[str, object] = {}
         # Destinations this relay can send to: those of its channel files whose sender builds.
-        self._judged = {d.key for destinations in channels.users.values() for d in destinations}
+        # A multi-address email channel's own key is judged too: rows queued under it before each
+        # address had a row of its own go to the whole channel (ChannelSet.by_key).
+        self._judged = {key for destinations in channels.users.values() for d in destinations
+                        for key in {d.key, d.channel_key}}
         self._reported: set[str] = set()  # destinations whose rows we leave alone, said once each
         self._host = socket.gethostname()
         self._tag = uuid.uuid4().hex[:6]
@@ -159,6 +162,7 @@ class Relay:
         outbox.expire(self.store, now)
         outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
         state.prune(self.store, now - max(self.group_interval, outbox.MAX_AGE_SECONDS))
+        outbox.prune(self.store, now, self.settings.retention_seconds())
         for key, count in outbox.pending_by_destination(self.store, excluding=self._judged).items():
             self._say_left_alone(key, count, f"no channel {key!r} in this process's channel files "
                                              f"({self.settings.channels})")
@@ -276,9 +280,11 @@ class Relay:
         ids = [row.id for row in rows]
         notifications = [Notification(**json.loads(row.payload)) for row in rows]
         kind = destination.config.type
+        # What earlier messages of this incident carried: a follow-up counts all its runs.
+        earlier = outbox.incident_so_far(self.store, destination.key, rows[0].group_key, clock())
         try:
             try:
-                message_id = sender.send_group(notifications)
+                message_id = sender.send_group(notifications, earlier=earlier)
             except DeliveryError:
                 raise
             except Exception as exc:  # a sender bug or an error not translated: retry, never lose the rows

@@ -62,10 +62,23 @@ class AlertThrottle:
     long titles that differ after :data:`MAX_TITLE_CHARS` are two alerts, never one suppressing the
     other. A long title is remembered by its first characters and a digest of the rest, so a huge
     title is not kept alive here.
+
+    Memory is bounded by the titles of the last window, not by every title a run ever raised: a
+    title is forgotten once it is older than the longest ``wait_duration`` the run has used, when
+    it could no longer suppress anything passed so far. Sweeps are amortised: one each time the
+    memory doubles (at least :data:`SWEEP_AT` titles), so ``allow`` stays O(1) on average.
     """
+
+    SWEEP_AT = 1024
 
     def __init__(self) -> None:
         self._last_notified: dict[str, float] = {}
+        self._longest_wait = 0.0
+        self._sweep_at = self.SWEEP_AT
+
+    def __len__(self) -> int:
+        """How many titles are remembered."""
+        return len(self._last_notified)
 
     def allow(self, title: str, wait_seconds: float, now: float) -> tuple[bool, Optional[str]]:
         """``(True, None)`` to notify now, or ``(False, reason)`` to record as suppressed."""
@@ -73,12 +86,28 @@ class AlertThrottle:
         last = self._last_notified.get(key)
         if last is not None and now - last < wait_seconds:
             return False, f"same title notified {now - last:.1f}s ago (wait_duration {wait_seconds:g}s)"
+        self._longest_wait = max(self._longest_wait, wait_seconds)
+        self._last_notified.pop(key, None)  # re-inserted last: the dict stays oldest first
         self._last_notified[key] = now
+        if len(self._last_notified) >= self._sweep_at:
+            self._sweep(now)
         return True, None
 
     def forget(self, title: str) -> None:
         """The last notification of ``title`` did not go out: do not count it."""
         self._last_notified.pop(_title_key(title), None)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the titles no window can still cover (oldest first: they are in notification order)."""
+        horizon = now - self._longest_wait
+        stale = []
+        for key, last in self._last_notified.items():
+            if last > horizon:
+                break
+            stale.append(key)
+        for key in stale:
+            del self._last_notified[key]
+        self._sweep_at = max(self.SWEEP_AT, 2 * len(self._last_notified))
 
 
 def _title_key(title: str) -> str:
