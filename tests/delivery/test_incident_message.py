@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-
 import alerts as wandb
 from alerts.channels.base import Notification
 from alerts.pipeline.incident import current, summarize
