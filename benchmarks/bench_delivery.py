@@ -344,17 +344,22 @@ def ours_main(path: str, n: int, destinations: int, trace: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fresh_child_main(sid: int, busy: bool) -> None:
+def fresh_child_main(sid: int, busy: bool, trace: bool) -> None:
     """One sample of the ``fresh`` paths, in a process of its own: ``init()`` then at once ``alert()``,
-    the first alert this process raises; print ``<t0> <t_call>`` (ns); then idle (or spin in pure
-    Python) until the parent writes a line, and finish."""
+    the first alert this process raises; print ``<t0> <t_call> <trace events as JSON>``; then idle
+    (or spin in pure Python) until the parent writes a line, and finish."""
     import alerts
 
+    tracer = Tracer() if trace else None
+    if tracer:
+        tracer.install()
     alerts.init(project=f"bench-sid{sid}x")
+    if tracer:
+        tracer.arm()
     t0 = time.perf_counter_ns()
     alerts.alert(title=f"bench sid{sid}x", text="latency sample")
     t_call = time.perf_counter_ns()
-    print(t0, t_call, flush=True)
+    print(t0, t_call, json.dumps(tracer.events if tracer else {}), flush=True)
     if busy:
         stop = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
@@ -364,10 +369,12 @@ def fresh_child_main(sid: int, busy: bool) -> None:
                 x += 1
     else:
         sys.stdin.readline()
+    if tracer:  # the send happened after the first line: its events go out on a second one
+        print(json.dumps(tracer.events), flush=True)
     alerts.finish()
 
 
-def fresh_main(path: str, n: int, destinations: int) -> None:
+def fresh_main(path: str, n: int, destinations: int, trace: bool = False) -> None:
     """The ``fresh`` paths: every sample is a new process whose first call after ``init()`` is the
     timed ``alert()``; print one JSON line on stdout."""
     rx = Receiver()
@@ -378,7 +385,7 @@ def fresh_main(path: str, n: int, destinations: int) -> None:
         env = {**os.environ, **_write_config(tmp, rx, users)}
         warmup = 2  # the OS's file cache, not our process: every sample is a fresh process anyway
         last_delivery: dict[int, float] = {}
-        latencies, call_ns = [], []
+        latencies, call_ns, traced = [], [], []
         for i in range(warmup + n):
             k = i % destinations
             pause = last_delivery.get(k, 0.0) + DEST_SPACING_S - time.monotonic()
@@ -386,16 +393,23 @@ def fresh_main(path: str, n: int, destinations: int) -> None:
                 time.sleep(pause)
             with open(tmp / "console.log", "a") as console:
                 child = subprocess.Popen(
-                    [sys.executable, str(HERE), "--_fresh-child", str(i)] + (["--busy"] if path == "fresh-busy" else []),
+                    [sys.executable, str(HERE), "--_fresh-child", str(i)] + (["--busy"] if path == "fresh-busy" else [])
+                    + (["--trace"] if trace else []),
                     env={**env, "ALERTS_USER": users[k]}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=console, text=True)
             line = child.stdout.readline()
             if not line:
                 raise SystemExit(f"sample {i}: the child died: {(tmp / 'console.log').read_text()[-2000:]}")
-            t0, t_call = (int(x) for x in line.split())
+            t0, t_call, _ = line.split(" ", 2)
+            t0, t_call = int(t0), int(t_call)
             t1 = rx.wait(i)
             child.stdin.write("done\n")
             child.stdin.flush()
+            if trace:
+                events = json.loads(child.stdout.readline())
+                if i >= warmup and t1 is not None:
+                    traced.append({"call returned": (t_call - t0) / 1e6,
+                                   **{k: (v - t0) / 1e6 for k, v in events.items()}, "received": (t1 - t0) / 1e6})
             child.wait(60)
             if t1 is None:
                 raise SystemExit(f"sample {i} not received within {WAIT_S}s")
@@ -415,6 +429,8 @@ def fresh_main(path: str, n: int, destinations: int) -> None:
                   "deferred": sum(1 for r in rows if r.next_attempt_at != r.created_at),
                   "not_sent": sum(1 for r in rows if r.state != "sent"), "duplicates": rx.duplicates(),
                   "version": alerts.__version__}
+        if trace:
+            result["trace"] = traced
         print(json.dumps(result), file=sys.__stdout__, flush=True)
     finally:
         rx.close()
@@ -650,9 +666,9 @@ def main() -> None:
     if args._receiver:
         return receiver_main()
     if args._fresh_child is not None:
-        return fresh_child_main(args._fresh_child, args.busy)
+        return fresh_child_main(args._fresh_child, args.busy, args.trace)
     if args._ours in FRESH_PATHS:
-        return fresh_main(args._ours, args.samples, args.destinations)
+        return fresh_main(args._ours, args.samples, args.destinations, args.trace)
     if args._ours:
         return ours_main(args._ours, args.samples, args.destinations, args.trace)
     if args._ours_kill:

@@ -14,6 +14,7 @@ errors retry, errors that will not go away (``invalid_payload``, ``channel_not_f
 from __future__ import annotations
 
 import math
+import ssl
 from typing import Any, Optional
 
 from slack_sdk import WebClient
@@ -111,13 +112,19 @@ def _retry_after(headers: Any) -> Optional[float]:
     return None
 
 
+def _tls_for(url: str) -> Optional[ssl.SSLContext]:
+    """A verifying TLS context for an https URL (None for plain http, allowed on loopback only)."""
+    return ssl.create_default_context() if url.lower().startswith("https:") else None
+
+
 class SlackWebhook:
     """Sends to an incoming webhook. The URL is a secret: it is never put in an error or a log."""
 
     def __init__(self, url: str, timeout: float = 10.0, server_url: Optional[str] = None) -> None:
         logredact.register(url)  # slack_sdk logs the URL of every request at DEBUG
-        # No retry handlers: the outbox decides about retries, durably.
-        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[],
+        # No retry handlers: the outbox decides about retries, durably. One TLS context, built now:
+        # without it urllib loads the system's CA certificates again for every message.
+        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[], ssl=_tls_for(url),
                                      logger=logredact.guarded_logger(logredact.SLACK_WEBHOOK_LOGGER))
         self._server_url = server_url
 
@@ -145,6 +152,7 @@ class SlackApi:
                  timeout: float = 10.0, server_url: Optional[str] = None) -> None:
         logredact.register(token)
         self._client = WebClient(token=token, base_url=base_url, timeout=int(math.ceil(timeout)), retry_handlers=[],
+                                 ssl=_tls_for(base_url),
                                  logger=logredact.guarded_logger(logredact.SLACK_WEB_LOGGER))
         self._channel = channel
         self._server_url = server_url

@@ -210,6 +210,18 @@ class Relay:
         for n in notifications:
             self.counters.observe_latency(max(0.0, sent_at - n.created_at))
 
+    def warm(self, users) -> None:
+        """Build the senders of ``users``' destinations now (at ``init()``), not at their first alert.
+        One that cannot be built is left to the pass that needs it, which records why."""
+        with self._lock:
+            for user in users:
+                for destination in self.channels.of(user):
+                    if destination.key not in self._senders:
+                        try:
+                            self._senders[destination.key] = self._sender_factory(destination, self.settings)
+                        except Exception:
+                            pass
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def wake(self) -> None:

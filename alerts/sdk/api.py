@@ -22,6 +22,7 @@ from alerts.sdk.names import check_project, check_run_id, check_tags, check_text
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, writer_for
 from alerts.delivery import embedded as delivery
+from alerts.delivery import warm
 from alerts.rules.active import active_rules
 from alerts.rules.engine import RunRules
 from alerts.rules.schema import RunInfo
@@ -185,9 +186,13 @@ def _apply_delivery(run: Run, settings: Settings) -> None:
     if channels is None or not channels.users:
         return
     run.use_delivery(channels)
+    relay = None
     if settings.relay:
         relay = delivery.relay_for(run._writer.store, channels, settings)
         run._writer.on_deliveries = relay.wake
+    # The first alert must not wait for delivery to start: prepare it now, on a thread so that a
+    # store locked by another process holds init() back by WARM_UP_WAIT at most.
+    warm.start(run._writer.store, relay, run.entity).join(warm.WARM_UP_WAIT)
 
 
 def _run_rules(active, run: Run, previous: Optional[RunRules]) -> Optional[RunRules]:
