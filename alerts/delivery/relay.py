@@ -105,6 +105,7 @@ class Relay:
         self._stop = False
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # one pass at a time (the thread, or a drain at exit)
+        self.on_idle: Optional[Callable[[], None]] = None  # called when the thread has nothing due left
 
     # -- one pass -----------------------------------------------------------------------------------
 
@@ -241,6 +242,8 @@ class Relay:
             try:
                 while self.run_once() and not self._stop:
                     pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
+                if self.on_idle is not None:
+                    self.on_idle()
             except Exception:
                 logger.exception("alerts: the delivery relay failed; will retry")
                 time.sleep(1.0)

@@ -10,8 +10,12 @@ with an alert raised right after ``init()`` and made it slower, not faster.
 * the writer's INSERTs of an alert and its outbox rows are compiled into the engine's statement cache
   inside a read-only transaction: the INSERTs are refused by the database, so nothing is written and
   no lock is taken (another process's commit never waits for this);
-* the relay builds the senders of the run owner's destinations and runs its first pass (maintenance,
-  then a claim of whatever is due, which sends what earlier runs left in the outbox).
+* so are the outbox claim's UPDATE and SELECT, which the relay's first pass (no rows due yet) does
+  not reach;
+* the relay builds the senders of the run owner's destinations (for https, the TLS context: ~100 ms
+  of loading CA certificates) and runs its first pass (maintenance, then a claim of whatever is
+  due, which sends what earlier runs left in the outbox); the silences are read once and urllib's
+  first opener is built.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any, Optional
 
 from sqlalchemy import insert
 
+from alerts import clock as _clock
+from alerts.pipeline import silence
 from alerts.sdk.raising import alert_row
 from alerts.store.db import Store
 from alerts.store.models import AlertRecord, DeliveryRecord
@@ -44,14 +50,30 @@ def _sample_rows() -> list:
     delivery = {"alert_uid": "warm-up", "destination": "warm-up", "user": "warm-up", "group_key": "warm-up",
                 "level": "INFO", "payload": "{}", "state": "pending", "attempts": 0, "created_at": 0.0,
                 "next_attempt_at": 0.0}
-    return [(insert(AlertRecord), alert), (insert(DeliveryRecord), delivery)]
+    return [(insert(AlertRecord), [alert]), (insert(DeliveryRecord), [delivery])] + _claim_statements()
+
+
+def _claim_statements() -> list:
+    """The UPDATE and SELECT of ``outbox.claim`` past its first query (compiled only once rows are
+    due, so the relay's first pass at init() does not compile them). Kept in step with
+    ``outbox.claim`` by hand: a statement that no longer matches only stops saving its compile time."""
+    from sqlalchemy import select, update
+
+    from alerts.delivery.outbox import LEASE_SECONDS, _due
+
+    until = LEASE_SECONDS
+    leased = update(DeliveryRecord).where(DeliveryRecord.id.in_([0]), _due(0.0)).values(
+        lease_until=until, lease_owner="warm-up", attempts=DeliveryRecord.attempts + 1)
+    rows = (select(DeliveryRecord).where(DeliveryRecord.id.in_([0]), DeliveryRecord.lease_owner == "warm-up",
+                                         DeliveryRecord.lease_until == until).order_by(DeliveryRecord.id))
+    return [(leased, None), (rows, None)]
 
 
 def prepare_store(store: Store) -> bool:
     """Compile the INSERTs of an alert and its outbox rows (as ``Store.write_batch`` issues them)
-    into the engine's cache, without writing: the transaction is read-only, so each INSERT is
-    compiled, then refused by the database, then rolled back. Once per store and process: True if
-    this call did it."""
+    and the outbox claim's statements into the engine's cache, without writing: the transaction is
+    read-only, so each INSERT or UPDATE is compiled, then refused by the database, then rolled
+    back. Once per store and process: True if this call did it."""
     with _lock:
         if store.url in _prepared:
             return False
@@ -59,10 +81,12 @@ def prepare_store(store: Store) -> bool:
     with store.engine.connect() as conn:
         read_only = "PRAGMA query_only=ON" if store.is_sqlite else "SET TRANSACTION READ ONLY"
         try:
-            for statement, row in _sample_rows():
+            for statement, rows in _sample_rows():
                 conn.exec_driver_sql(read_only)
                 try:
-                    conn.execute(statement, [row])
+                    result = conn.execute(statement) if rows is None else conn.execute(statement, rows)
+                    if result.returns_rows:
+                        result.all()
                 except Exception:
                     pass  # refused as read-only, as intended: the compiled statement is cached
                 conn.rollback()
@@ -74,19 +98,23 @@ def prepare_store(store: Store) -> bool:
 
 
 def start(store: Store, relay: Optional[Any], user: str) -> threading.Thread:
-    """Prepare delivery for ``user``'s alerts on a daemon thread (``init()`` does not wait)."""
+    """Prepare delivery for ``user``'s alerts on a daemon thread; join it with a bound."""
     thread = threading.Thread(target=_prepare, args=(store, relay, user), name="alerts-warm-up", daemon=True)
     thread.start()
     return thread
 
 
 def _prepare(store: Store, relay: Optional[Any], user: str) -> None:
+    from alerts.channels.slack import warm_http  # here: Slack's clients load only where channels are set up
+
     try:
         first = prepare_store(store)
         if relay is not None:
             relay.warm([user])
             if first:  # the relay's first pass, now: later runs of this process find it done
                 relay.run_once()
+                silence.active(store, _clock.now())  # read on the way of every claimed row
+                warm_http()
     except Exception:  # only ever a missed head start: the first alert then prepares it itself
         logger.debug("alerts: preparing delivery failed", exc_info=True)
 

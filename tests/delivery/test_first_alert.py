@@ -113,3 +113,52 @@ def test_alerts_raised_while_another_process_holds_the_write_lock_return_and_are
     assert released_by == ["alerts returned"]
     assert sorted(a["title"] for a in wandb.Api().run(run.id).alerts()) == sorted(
         f"raised while locked {i}" for i in range(20))
+
+
+def wait_until(predicate, bound: float = 60.0) -> bool:
+    """Poll ``predicate`` until it holds; the bound only ends a hang on a loaded machine."""
+    import time
+
+    deadline = time.monotonic() + bound
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_switch_interval_is_lowered_only_while_an_alert_is_on_its_way(tmp_path, monkeypatch):
+    """Delivery gets the GIL quickly while an alert goes out; afterwards the program has the
+    interval it had, and one it sets itself meanwhile is kept."""
+    from alerts.delivery import boost
+
+    with FakeSlack() as slack:
+        channel_file(tmp_path / "channels", "alice", slack.webhook_url("alice-hook"))
+        monkeypatch.setenv("ALERTS_CHANNELS", str(tmp_path / "channels"))
+        monkeypatch.setenv("ALERTS_SLACK_WEBHOOK_HOSTS", "127.0.0.1")
+        before = sys.getswitchinterval()
+        try:
+            sys.setswitchinterval(0.004)  # the program's own choice
+            wandb.init(project="boost")
+            lowered = []
+            real_start = boost.start
+
+            def start() -> None:  # records what the relay ran with, without changing it
+                real_start()
+                lowered.append(sys.getswitchinterval())
+
+            monkeypatch.setattr(boost, "start", start)
+            wandb.alert(title="first", text="x")
+            assert wait_until(lambda: len(slack.messages("alice-hook")) == 1)
+            assert lowered == [pytest.approx(boost.URGENT_SWITCH_INTERVAL)]
+            assert wait_until(lambda: not boost.lowered())
+            assert sys.getswitchinterval() == pytest.approx(0.004)
+
+            # The program changes the interval while an alert is on its way: its value is kept.
+            monkeypatch.setattr(boost, "start", lambda: (real_start(), sys.setswitchinterval(0.003)))
+            wandb.alert(title="second", text="x")
+            assert wait_until(lambda: not boost.lowered())
+            assert sys.getswitchinterval() == pytest.approx(0.003)
+        finally:
+            wandb.finish()
+            sys.setswitchinterval(before)
