@@ -21,7 +21,14 @@ receiver, a small ``ThreadingHTTPServer`` in a process of its own, when it has r
 Warm-up samples (one per destination, so that every sender is built) are not counted. Before each
 sample the benchmark sleeps a random 0-50 ms (no phase lock with the writer's 200 ms tick).
 
-Paths measured for ours, each in a fresh process with its own store in a temp dir:
+Paths measured for ours. The two ``fresh`` paths start a new process for every sample, whose first
+call after ``init()`` is the timed ``alert()`` (nothing warm but what ``init()`` prepared):
+
+* ``fresh``: then the process waits for the message;
+* ``fresh-busy``: then its main thread spins in pure Python until the message has arrived.
+
+The other three run all their samples in one process (each sample a new run), with its own store in
+a temp dir:
 
 * ``alert``: ``alerts.alert(title=..., text=...)``, the main thread then idle (waiting);
 * ``log``: a rule ``{metric: loss, condition: '> 10'}``; the run logs 5 normal rows, the writer is
@@ -40,7 +47,8 @@ receiver is made to answer 200, and we look whether the alert still arrives: for
 relay's pass, claim and send from outside (nothing under ``alerts/`` is changed) and reports, per
 step, how long after ``t0`` it happened.
 
-Usage:  python benchmarks/bench_delivery.py [--samples 200] [--trace] [--json] [--no-alertmanager]
+Usage:  python benchmarks/bench_delivery.py [--samples 200] [--fresh-samples 100] [--paths ...] [--trace]
+        [--json] [--no-alertmanager]
 Needs Alertmanager as ``prometheus-alertmanager`` (Debian: ``apt-get install prometheus-alertmanager``)
 or ``alertmanager`` on PATH, or ``--alertmanager PATH``; without it only ours is measured.
 """
