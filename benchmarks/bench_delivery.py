@@ -21,7 +21,14 @@ receiver, a small ``ThreadingHTTPServer`` in a process of its own, when it has r
 Warm-up samples (one per destination, so that every sender is built) are not counted. Before each
 sample the benchmark sleeps a random 0-50 ms (no phase lock with the writer's 200 ms tick).
 
-Paths measured for ours, each in a fresh process with its own store in a temp dir:
+Paths measured for ours. The two ``fresh`` paths start a new process for every sample, whose first
+call after ``init()`` is the timed ``alert()`` (nothing warm but what ``init()`` prepared):
+
+* ``fresh``: then the process waits for the message;
+* ``fresh-busy``: then its main thread spins in pure Python until the message has arrived.
+
+The other three run all their samples in one process (each sample a new run), with its own store in
+a temp dir:
 
 * ``alert``: ``alerts.alert(title=..., text=...)``, the main thread then idle (waiting);
 * ``log``: a rule ``{metric: loss, condition: '> 10'}``; the run logs 5 normal rows, the writer is
@@ -40,7 +47,8 @@ receiver is made to answer 200, and we look whether the alert still arrives: for
 relay's pass, claim and send from outside (nothing under ``alerts/`` is changed) and reports, per
 step, how long after ``t0`` it happened.
 
-Usage:  python benchmarks/bench_delivery.py [--samples 200] [--trace] [--json] [--no-alertmanager]
+Usage:  python benchmarks/bench_delivery.py [--samples 200] [--fresh-samples 100] [--paths ...] [--trace]
+        [--json] [--no-alertmanager]
 Needs Alertmanager as ``prometheus-alertmanager`` (Debian: ``apt-get install prometheus-alertmanager``)
 or ``alertmanager`` on PATH, or ``--alertmanager PATH``; without it only ours is measured.
 """
@@ -344,6 +352,99 @@ def ours_main(path: str, n: int, destinations: int, trace: bool) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def fresh_child_main(sid: int, busy: bool, trace: bool) -> None:
+    """One sample of the ``fresh`` paths, in a process of its own: ``init()`` then at once ``alert()``,
+    the first alert this process raises; print ``<t0> <t_call> <trace events as JSON>``; then idle
+    (or spin in pure Python) until the parent writes a line, and finish."""
+    import alerts
+
+    tracer = Tracer() if trace else None
+    if tracer:
+        tracer.install()
+    alerts.init(project=f"bench-sid{sid}x")
+    if tracer:
+        tracer.arm()
+    t0 = time.perf_counter_ns()
+    alerts.alert(title=f"bench sid{sid}x", text="latency sample")
+    t_call = time.perf_counter_ns()
+    print(t0, t_call, json.dumps(tracer.events if tracer else {}), flush=True)
+    if busy:
+        stop = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+        x = 0
+        while not stop.is_set():  # pure Python: gives up the GIL only when asked to
+            for _ in range(2000):
+                x += 1
+    else:
+        sys.stdin.readline()
+    if tracer:  # the send happened after the first line: its events go out on a second one
+        print(json.dumps(tracer.events), flush=True)
+    alerts.finish()
+
+
+def fresh_main(path: str, n: int, destinations: int, trace: bool = False) -> None:
+    """The ``fresh`` paths: every sample is a new process whose first call after ``init()`` is the
+    timed ``alert()``; print one JSON line on stdout."""
+    rx = Receiver()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+    try:
+        destinations = max(destinations, math.ceil((n + 2) / 18))  # no user past its hourly cap's burst (20)
+        users = [f"u{k}" for k in range(destinations)]
+        env = {**os.environ, **_write_config(tmp, rx, users)}
+        warmup = 2  # the OS's file cache, not our process: every sample is a fresh process anyway
+        last_delivery: dict[int, float] = {}
+        latencies, call_ns, traced = [], [], []
+        for i in range(warmup + n):
+            k = i % destinations
+            pause = last_delivery.get(k, 0.0) + DEST_SPACING_S - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            with open(tmp / "console.log", "a") as console:
+                child = subprocess.Popen(
+                    [sys.executable, str(HERE), "--_fresh-child", str(i)] + (["--busy"] if path == "fresh-busy" else [])
+                    + (["--trace"] if trace else []),
+                    env={**env, "ALERTS_USER": users[k]}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=console, text=True)
+            line = child.stdout.readline()
+            if not line:
+                raise SystemExit(f"sample {i}: the child died: {(tmp / 'console.log').read_text()[-2000:]}")
+            t0, t_call, _ = line.split(" ", 2)
+            t0, t_call = int(t0), int(t_call)
+            t1 = rx.wait(i)
+            child.stdin.write("done\n")
+            child.stdin.flush()
+            if trace:
+                events = json.loads(child.stdout.readline())
+                if i >= warmup and t1 is not None:
+                    traced.append({"call returned": (t_call - t0) / 1e6,
+                                   **{k: (v - t0) / 1e6 for k, v in events.items()}, "received": (t1 - t0) / 1e6})
+            child.wait(60)
+            if t1 is None:
+                raise SystemExit(f"sample {i} not received within {WAIT_S}s")
+            last_delivery[k] = time.monotonic()
+            if i >= warmup:
+                latencies.append(t1 - t0)
+                call_ns.append(t_call - t0)
+        from alerts.delivery import outbox
+        from alerts.settings import load_settings
+        from alerts.store.db import open_store
+        import alerts
+
+        os.environ.update(_write_config(tmp, rx, users))
+        rows = outbox.listing(open_store(load_settings().resolved_database_url()), limit=100_000)
+        result = {"path": path, **summary(latencies), "call_p50_ms": sorted(call_ns)[len(call_ns) // 2] / 1e6,
+                  "destinations": destinations, "outbox_rows": len(rows),
+                  "deferred": sum(1 for r in rows if r.next_attempt_at != r.created_at),
+                  "not_sent": sum(1 for r in rows if r.state != "sent"), "duplicates": rx.duplicates(),
+                  "version": alerts.__version__}
+        if trace:
+            result["trace"] = traced
+        print(json.dumps(result), file=sys.__stdout__, flush=True)
+    finally:
+        rx.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_ours(path: str, n: int, destinations: int, trace: bool) -> dict:
     cmd = [sys.executable, str(HERE), "--_ours", path, "--samples", str(n), "--destinations", str(destinations)]
     if trace:
@@ -542,7 +643,10 @@ def print_trace(path: str, rows: list) -> None:
               f"{len(values)} |")
 
 
-LABELS = {"alert": "`alert()`", "log": "`log()` threshold crossing",
+FRESH_PATHS = ("fresh", "fresh-busy")
+LABELS = {"fresh": "`alert()` right after `init()`, fresh process",
+          "fresh-busy": "`alert()` right after `init()`, fresh process, main thread CPU-bound",
+          "alert": "`alert()`", "log": "`log()` threshold crossing",
           "alert-busy": "`alert()`, main thread CPU-bound (pure Python)"}
 
 
@@ -552,7 +656,10 @@ def main() -> None:
     parser.add_argument("--destinations", type=int, default=20,
                         help="webhooks (one per user) the samples go round, so that none is rate limited "
                              "(default 20)")
-    parser.add_argument("--paths", default="alert,log,alert-busy", help="our paths to measure (default all three)")
+    parser.add_argument("--fresh-samples", type=int, default=100,
+                        help="samples of each fresh-process path, one process each (default 100)")
+    parser.add_argument("--paths", default="fresh,fresh-busy,alert,log,alert-busy",
+                        help="our paths to measure (default all five)")
     parser.add_argument("--alertmanager", help="the Alertmanager binary (default: found on PATH)")
     parser.add_argument("--no-alertmanager", action="store_true", help="measure ours only")
     parser.add_argument("--no-kill-check", action="store_true", help="skip the kill -9 durability checks")
@@ -561,9 +668,15 @@ def main() -> None:
     parser.add_argument("--_receiver", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_ours", help=argparse.SUPPRESS)
     parser.add_argument("--_ours-kill", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_fresh-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--busy", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._receiver:
         return receiver_main()
+    if args._fresh_child is not None:
+        return fresh_child_main(args._fresh_child, args.busy, args.trace)
+    if args._ours in FRESH_PATHS:
+        return fresh_main(args._ours, args.samples, args.destinations, args.trace)
     if args._ours:
         return ours_main(args._ours, args.samples, args.destinations, args.trace)
     if args._ours_kill:
@@ -576,7 +689,8 @@ def main() -> None:
     try:
         for path in args.paths.split(","):
             print(f"measuring ours: {path} ...", file=sys.stderr, flush=True)
-            results["ours"][path] = run_ours(path, args.samples, args.destinations, args.trace)
+            n = args.fresh_samples if path in FRESH_PATHS else args.samples
+            results["ours"][path] = run_ours(path, n, args.destinations, args.trace)
         if binary:
             print("measuring Alertmanager ...", file=sys.stderr, flush=True)
             results["alertmanager"] = measure_alertmanager(binary, args.samples, args.destinations, tmp)

@@ -123,6 +123,7 @@ class Relay:
         self._stop = False
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # one pass at a time (the thread, or a drain at exit)
+        self.on_idle: Optional[Callable[[], None]] = None  # called when the thread has nothing due left
 
     @property
     def judged(self) -> frozenset:
@@ -316,6 +317,18 @@ class Relay:
         with self._counting:
             getattr(self.counters, counter)[reason] += n
 
+    def warm(self, users) -> None:
+        """Build the senders of ``users``' destinations now (at ``init()``), not at their first alert.
+        One that cannot be built is left to the pass that needs it, which records why."""
+        with self._lock:
+            for user in users:
+                for destination in self.channels.of(user):
+                    if destination.key not in self._senders:
+                        try:
+                            self._senders[destination.key] = self._sender_factory(destination, self.settings)
+                        except Exception:
+                            pass
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -335,6 +348,8 @@ class Relay:
             try:
                 while self.run_once() and not self._stop:
                     pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
+                if self.on_idle is not None:
+                    self.on_idle()
             except Exception:
                 logger.exception("alerts: the delivery relay failed; will retry")
                 time.sleep(1.0)

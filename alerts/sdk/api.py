@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -24,6 +25,7 @@ from alerts.sdk.names import check_project, check_run_id, check_tags, check_text
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, writer_for
 from alerts.delivery import embedded as delivery
+from alerts.delivery import boost, warm
 from alerts.rules.active import active_rules
 from alerts.rules.engine import RunRules
 from alerts.rules.schema import RunInfo
@@ -194,9 +196,30 @@ def _apply_delivery(run: Run, settings: Settings) -> None:
     if channels is None or not channels.users:
         return
     run.use_delivery(channels)
+    relay = None
+    writer = run._writer
     if settings.relay:
-        relay = delivery.relay_for(run._writer.store, channels, settings)
-        run._writer.on_deliveries = relay.wake
+        relay = delivery.relay_for(writer.store, channels, settings)
+        relay.on_idle = boost.end
+        writer.on_deliveries = _urgent_wake(relay)
+    # The first alert must not wait for delivery to start: prepare it now, and commit the run's row
+    # (its INSERT is then compiled too), within WARM_UP_WAIT so that a store locked by another
+    # process does not hold init() back for its busy timeout.
+    deadline = time.monotonic() + warm.WARM_UP_WAIT
+    writer.wake()
+    warm.start(writer.store, relay, run.entity).join(warm.WARM_UP_WAIT)
+    writer.flush(max(0.0, deadline - time.monotonic()))
+
+
+def _urgent_wake(relay):
+    """What the writer calls after committing outbox rows: the relay is woken, and gets the GIL
+    quickly until it is idle again (see :mod:`alerts.delivery.boost`)."""
+
+    def wake() -> None:
+        boost.start()
+        relay.wake()
+
+    return wake
 
 
 def _run_rules(active, run: Run, previous: Optional[RunRules]) -> Optional[RunRules]:

@@ -29,6 +29,8 @@ logger = logging.getLogger("alerts")
 
 # How many trailing traceback lines a failed run keeps.
 TRACEBACK_LINES = 30
+# How long alert() waits for its record and outbox rows to be committed (seconds).
+ALERT_COMMIT_WAIT = 1.0
 # States a run ends in.
 FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted"
 
@@ -263,6 +265,10 @@ class Run:
         Returns None; a failure to notify is logged and recorded as ``failed``, never raised. The title
         and text are cut to 250 and 3000 characters (``MAX_TITLE_CHARS``, ``MAX_TEXT_CHARS``) where
         they are stored and sent; repeats are still told apart by the full title.
+
+        A call that notifies returns once its record and outbox rows are committed (a kill -9 after
+        that loses nothing), waiting at most ``ALERT_COMMIT_WAIT`` seconds and never raising; while
+        the store refuses writes it does not wait (the record is held and retried like points).
         """
         if self._finished:
             raise self._finished_error("alert")
@@ -285,8 +291,11 @@ class Run:
             uid=uid, run_id=self.id, created_at=now, source="alert", title=title, text=text, level=level_name,
             outcome=outcome, reason=reason, wait_duration=wait_seconds, step=self._step,
         ), deliveries))
-        if deliveries and self._writer is not None:
-            self._writer.wake()  # commit now: the relay sends once the outbox rows are committed
+        if notify and self._writer is not None:
+            # Durable when it returns, as wandb's alert() is a synchronous call: wait (bounded) for
+            # the commit of the record and its outbox rows; the relay is woken by that commit. A
+            # suppressed repeat does not wait: it notifies no one, and a loop may call it every step.
+            self._writer.commit_now(ALERT_COMMIT_WAIT)
         return None
 
     def use_delivery(self, channels: Any) -> None:

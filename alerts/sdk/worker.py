@@ -103,6 +103,7 @@ class Writer:
         self._barriers: list[threading.Event] = []
         self._stopping = False
         self._failures = 0
+        self._commit_late = False  # a commit_now() waited in vain and no cycle has completed since
         self.dropped_rows = 0  # history rows dropped to stay within MAX_PENDING_ROWS
         self._dropped_reported = 0
         self._drop_warned_at: Optional[float] = None
@@ -154,6 +155,25 @@ class Writer:
         self.queue.append((BARRIER, done))
         self._wake.set()
         return done.wait(timeout)
+
+    def commit_now(self, timeout: float) -> bool:
+        """Commit what is queued so far and wait for it, at most ``timeout`` seconds: what makes
+        ``alert()`` durable when it returns. Never raises; False when the commit did not happen in
+        time. Does not wait while the store is refusing writes (what is queued is then held and
+        retried, as points are), nor on the writer's own thread (it would wait for itself)."""
+        if self._failures or self._commit_late or threading.current_thread() is self._thread:
+            self._wake.set()
+            return False
+        try:
+            committed = self.flush(timeout)
+        except Exception:  # never into the training loop
+            logger.exception("alerts: could not wait for the writer")
+            return False
+        if not committed:
+            # Stuck in one write (a lock held for minutes waits out the busy timeout): the next
+            # alerts do not wait again until a cycle completes.
+            self._commit_late = True
+        return committed
 
     def close(self, timeout: float = 30.0) -> bool:
         """Flush, then stop the thread."""
@@ -216,6 +236,7 @@ class Writer:
         if batch:
             if not self._write(batch):
                 return
+        self._commit_late = False
         for event in self._barriers:
             event.set()
         self._barriers = []
