@@ -28,6 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+import msgpack
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -59,10 +60,13 @@ DROP_WARNING_EVERY = 10.0
 MAX_WARNED_KEYS = 1000
 # After this many failed attempts at a batch, write it piece by piece (see Writer._salvage).
 SALVAGE_AFTER_FAILURES = 3
-# Rows per stored history chunk: bounds what one read decodes, and how long the writer holds the GIL
-# in one C call (MessagePack packing of a chunk: ~1 us a row), so the training thread never waits
-# more than a millisecond or so for one chunk (10,000 rows a chunk held it 8-16 ms).
-CHUNK_ROWS = 1_000
+# Rows per stored history chunk: bounds what one read decodes.
+CHUNK_ROWS = 10_000
+# Rows packed in one C call (msgpack.packb holds the GIL throughout: ~0.5-1 us a row, so 10,000 rows
+# held it 8-16 ms, a stall of the training thread). A chunk is packed in pieces this size and joined
+# into the same bytes; its insert stays one statement (each statement gives the GIL up and then waits
+# for it back, so smaller chunks would cost the writer more turns instead).
+PACK_ROWS = 1_000
 # A live run with nothing new still gets its heartbeat written this often (seconds).
 HEARTBEAT_EVERY = 10.0
 
@@ -460,8 +464,25 @@ def history_chunks(run_id: str, rows: list[dict], repaired: Optional[list] = Non
         part = rows[start:start + CHUNK_ROWS]
         chunks.append({"run_id": run_id, "first_step": part[0]["_step"], "last_step": part[-1]["_step"],
                        "n_rows": len(part), "last_time": part[-1]["_timestamp"],
-                       "data": jsoncodec.pack_rows(part, repaired)})
+                       "data": pack_in_pieces(part, repaired)})
     return chunks
+
+
+def pack_in_pieces(rows: list[dict], repaired: Optional[list] = None) -> bytes:
+    """``jsoncodec.pack_rows(rows)``, byte for byte, packed PACK_ROWS rows at a time: a MessagePack
+    array is its header (which depends only on the count) followed by its items, so the pieces'
+    items are joined behind one header. Between pieces the training thread can take the GIL."""
+    if len(rows) <= PACK_ROWS:
+        return jsoncodec.pack_rows(rows, repaired)
+    parts = [_array_header(len(rows))]
+    for start in range(0, len(rows), PACK_ROWS):
+        piece = rows[start:start + PACK_ROWS]
+        parts.append(jsoncodec.pack_rows(piece, repaired)[len(_array_header(len(piece))):])
+    return b"".join(parts)
+
+
+def _array_header(count: int) -> bytes:
+    return msgpack.Packer().pack_array_header(count)
 
 
 _writers: dict[tuple[str, str], Writer] = {}

@@ -5,8 +5,8 @@ amortised cost).
   to ``time.sleep(0)`` on every call past 20,000 queued rows, and each such call could hand the GIL
   to the writer for a switch interval or more (a tight loop spent 42% of its time in calls over
   100 µs, some 110 ms long). Nothing is lost for it: every row is stored once the writer catches up.
-* The writer encodes history in pieces of at most 1,000 rows: each piece is one C call (MessagePack)
-  that holds the GIL, so the training thread never waits for a 10,000-row one (8-16 ms).
+* The writer packs history at most 1,000 rows per C call (MessagePack holds the GIL throughout), so
+  the training thread never waits for a 10,000-row one (8-16 ms); chunks are still stored whole.
 
 Real SQLite, a real lock taken by another connection to hold the writer back; no timing asserted.
 """
@@ -18,9 +18,12 @@ import sys
 import threading
 import time
 
+import msgpack
 import pytest
 
 import alerts as wandb
+from alerts.sdk import worker
+from alerts.store import jsoncodec
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -71,16 +74,34 @@ def test_log_never_sleeps_while_the_writer_is_far_behind_and_every_row_is_stored
     assert stored == list(range(total)) and writer.dropped_rows == 0
 
 
-def test_a_burst_is_encoded_in_pieces_of_at_most_a_thousand_rows(store_dir, monkeypatch):
-    monkeypatch.setenv("ALERTS_FLUSH_INTERVAL", "5")  # the whole burst reaches the writer in one or two cycles
-    run = wandb.init(project="p")
+def test_the_writer_packs_at_most_a_thousand_rows_in_one_call_and_stores_whole_chunks(store_dir, monkeypatch):
+    monkeypatch.setenv("ALERTS_FLUSH_INTERVAL", "5")  # the whole burst reaches the writer in a few cycles
+    packed: list = []  # rows in each msgpack.packb call of the writer thread (one C call holding the GIL)
+
+    def profile(frame, event, _arg):
+        if event == "call" and frame.f_code is msgpack.packb.__code__ and isinstance(frame.f_locals["o"], list):
+            packed.append(len(frame.f_locals["o"]))
+
+    threading.setprofile(profile)  # for the threads started from now on: the run's writer
+    try:
+        run = wandb.init(project="p")
+    finally:
+        threading.setprofile(None)
     for i in range(25_000):
         wandb.log({"loss": 1.0 / (i + 1), "i": i})
     run.finish()
 
+    assert sum(packed) >= 25_000 and max(packed) <= 1_000
     db = sqlite3.connect(store_dir / "alerts.db")
-    sizes = [n for (n,) in db.execute("SELECT n_rows FROM history_chunks WHERE run_id = ? ORDER BY first_step",
-                                      (run.id,))]
+    sizes = [n for (n,) in db.execute("SELECT n_rows FROM history_chunks WHERE run_id = ?", (run.id,))]
     db.close()
-    assert sum(sizes) == 25_000 and max(sizes) <= 1_000
+    assert sum(sizes) == 25_000 and max(sizes) > 1_000  # still stored as large chunks: one insert each
     assert [r["i"] for r in wandb.Api().run(run.id).scan_history()] == list(range(25_000))
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 1_000, 1_001, 2_500, 10_000])
+def test_packing_in_pieces_gives_the_bytes_of_one_pack(count):
+    rows = [{"loss": 1.0 / (i + 2), "_step": i, ("k\ud800" if i == count // 2 else "x"): i} for i in range(count)]
+    in_pieces, whole = [], []
+    assert worker.pack_in_pieces(rows, in_pieces) == jsoncodec.pack_rows(rows, whole)
+    assert in_pieces == whole == [("k\ud800", "key")]  # the repair is noted the same way
