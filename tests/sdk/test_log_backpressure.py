@@ -76,11 +76,17 @@ def test_log_never_sleeps_while_the_writer_is_far_behind_and_every_row_is_stored
 
 def test_the_writer_packs_at_most_a_thousand_rows_in_one_call_and_stores_whole_chunks(store_dir, monkeypatch):
     monkeypatch.setenv("ALERTS_FLUSH_INTERVAL", "5")  # the whole burst reaches the writer in a few cycles
-    packed: list = []  # rows in each msgpack.packb call of the writer thread (one C call holding the GIL)
+    # Rows handed to msgpack in one C call (which holds the GIL throughout), seen as the list argument
+    # of the writer thread's calls of the functions that call it: msgpack.packb, and the writer's
+    # own _pack (a kept Packer).
+    packers = {msgpack.packb.__code__, worker._pack.__code__}
+    packed: list = []
 
     def profile(frame, event, _arg):
-        if event == "call" and frame.f_code is msgpack.packb.__code__ and isinstance(frame.f_locals["o"], list):
-            packed.append(len(frame.f_locals["o"]))
+        if event == "call" and frame.f_code in packers:
+            lists = [len(v) for v in frame.f_locals.values() if type(v) is list]
+            if lists:
+                packed.append(max(lists))
 
     threading.setprofile(profile)  # for the threads started from now on: the run's writer
     try:
