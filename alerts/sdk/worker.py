@@ -40,13 +40,16 @@ from alerts.store.db import Batch, Store
 logger = logging.getLogger("alerts")
 
 # Wake the writer early once this many operations are queued: bounds memory when logging very fast.
-# log() never yields or waits for the writer beyond that (it used to time.sleep(0) on every call past
-# 20k queued: each such call could hand the GIL to the writer for a whole switch interval or more,
-# and a tight loop spent 40% of its time in calls stalled that way, up to 110 ms each). The writer
-# keeps up without it: it drains only what was queued when its cycle began, so a fast producer
-# cannot keep it from committing, and Python's switch interval gives it the GIL every 5 ms. If it
-# ever falls behind by MAX_PENDING_ROWS, the oldest rows are dropped and counted, never waited for.
 WAKE_AT_QUEUE_LENGTH = 10_000
+# Past this many, log() also yields the GIL (time.sleep(0)) on one call in YIELD_EVERY until the
+# writer catches up. Why: the writer releases the GIL around every SQLite call, and a CPU-bound
+# training loop takes it straight back; the writer then waits a whole switch interval (5 ms) per call
+# and can fall seconds behind a loop that does nothing but log (the convoy effect), which would break
+# the kill -9 bound. A yield lets a writer that waits for the GIL take it at once. Not on every call
+# (as before): a syscall a call made such a loop's calls ~1 µs dearer, and a writer that is not
+# waiting gains nothing from it. A loop that does real work between log() calls never gets here.
+YIELD_AT_QUEUE_LENGTH = 20_000
+YIELD_EVERY = 32
 # While the database refuses writes, hold at most this many operations (queued history rows plus rows
 # pending in the failed batch); past it the oldest history rows are dropped (counted, with a warning).
 MAX_PENDING_ROWS = 1_000_000
@@ -105,6 +108,7 @@ class Writer:
         self._pending = Batch()
         self._pending_rows = 0  # operations taken from the queue and not yet committed
         self._check_at = 0  # queue length at which log() takes its slow path (see _room_changed)
+        self._behind_calls = 0  # log() calls far behind since the last yield (see YIELD_EVERY)
         self._room_changed()
         self._barriers: list[threading.Event] = []
         self._stopping = False
@@ -127,15 +131,20 @@ class Writer:
         self._wake.set()
 
     def wake_if_long(self) -> None:
-        """Wake the writer early when the queue is long, and shed the oldest rows when more than
-        MAX_PENDING_ROWS are held (cheap enough for the hot path: one len() and one compare while the
-        queue is short). Never sleeps nor yields: the training thread does not wait for the writer."""
+        """Wake the writer early when the queue is long, give it the GIL on one call in YIELD_EVERY
+        when it is far behind, and shed the oldest rows when more than MAX_PENDING_ROWS are held
+        (cheap enough for the hot path: one len() and one compare while the queue is short)."""
         length = len(self.queue)
         if length >= self._check_at:
             if length >= WAKE_AT_QUEUE_LENGTH and not self._wake.is_set():
                 self._wake.set()
             if length + self._pending_rows > MAX_PENDING_ROWS:
                 self._shed()
+            elif length >= YIELD_AT_QUEUE_LENGTH:
+                self._behind_calls += 1
+                if self._behind_calls >= YIELD_EVERY:
+                    self._behind_calls = 0
+                    time.sleep(0)
 
     @property
     def held_rows(self) -> int:

@@ -1,10 +1,10 @@
 """What ``log()`` costs the training thread when the background writer is behind (issue 8, log()'s
 amortised cost).
 
-* ``log()`` never sleeps or yields the GIL to wait for the writer, however far behind it is: it used
-  to ``time.sleep(0)`` on every call past 20,000 queued rows, and each such call could hand the GIL
-  to the writer for a switch interval or more (a tight loop spent 42% of its time in calls over
-  100 µs, some 110 ms long). Nothing is lost for it: every row is stored once the writer catches up.
+* ``log()`` yields the GIL to a writer far behind on one call in 32, not on every call: it used to
+  ``time.sleep(0)`` on every call past 20,000 queued rows (a syscall each, and a chance each to hand
+  the GIL to the writer; a tight loop spent 42% of its time in calls over 100 µs). Nothing is lost
+  for it: every row is stored once the writer catches up.
 * The writer packs history at most 1,000 rows per C call (MessagePack holds the GIL throughout), so
   the training thread never waits for a 10,000-row one (8-16 ms); chunks are still stored whole.
 
@@ -46,7 +46,7 @@ def sleeps_during(action) -> int:
     return calls[0]
 
 
-def test_log_never_sleeps_while_the_writer_is_far_behind_and_every_row_is_stored(store_dir):
+def test_log_yields_on_one_call_in_32_while_the_writer_is_far_behind_and_every_row_is_stored(store_dir):
     run = wandb.init(project="p")
     writer = run._writer
     assert writer.flush()  # the run's row is in before the lock
@@ -69,7 +69,7 @@ def test_log_never_sleeps_while_the_writer_is_far_behind_and_every_row_is_stored
     run.finish(timeout=120)
 
     assert most[0] > 20_000, "the writer was never far behind: the test proves nothing"
-    assert sleeps == 0
+    assert 0 < sleeps <= (total - 20_000) // 32 + 1
     stored = [r["i"] for r in wandb.Api().run(run.id).scan_history()]
     assert stored == list(range(total)) and writer.dropped_rows == 0
 
