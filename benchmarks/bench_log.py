@@ -8,6 +8,15 @@ warm-up), the time ``finish()`` then takes to drain, and for ours the resident m
 100k calls over ``--memory-calls`` calls (flat means the background writer keeps up and nothing
 accumulates).
 
+The amortised cost (``--loop-calls``, 1M by default; ``--wandb-loop-calls`` for wandb, which is ~100x
+slower a call): a tight loop of ``log()`` calls with 3 metrics, ours with the shipped
+``rules/default.yaml`` loaded, timed as a whole. Wall time and process CPU (every thread: the
+background writer's share included) divided by the calls, with and without the ``finish()`` that
+drains what the loop left queued; and the loop's tail: p99.9 and the longest call, the share of the
+loop's time spent in calls over 100 µs, and how many calls took over 10 ms (a stall of the training
+thread). A control loop (a dict update in place of ``log()``) in a child of its own shows what the
+machine alone does to the tail: the figures mean little on a loaded machine unless it stays flat.
+
 Set-up (peers are optional; a missing one is reported as not installed):
 
     python3 -m venv .bench && .bench/bin/pip install -e . -r benchmarks/requirements.txt
@@ -24,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import _time_calls, measure_mlflow, measure_wandb, summarize  # noqa: E402
+from peers import _env, _time_calls, measure_mlflow, measure_wandb, summarize  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -37,6 +47,101 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"  # the shipped rules/default.yaml
+# A call over this long counts as a stall of the training thread (the goal is none).
+STALL_NS = 10_000_000
+SLOW_NS = 100_000
+
+
+def loop_figures(log, n_calls: int, finish, sample=None) -> dict:
+    """Amortised cost and tail of ``n_calls`` calls of ``log(i)`` in a tight loop, then ``finish()``.
+
+    Each call is also timed on its own (two ``perf_counter_ns`` reads, the same for every library).
+    ``sample()``, if given, is read every 1,024 calls and its maximum reported (our rows held)."""
+    times = array("q", bytes(8 * n_calls))
+    clock = time.perf_counter_ns
+    peak = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(n_calls):
+        t0 = clock()
+        log(i)
+        times[i] = clock() - t0
+        if sample is not None and not i & 1023:
+            peak = max(peak, sample())
+    wall1, cpu1 = time.perf_counter(), time.process_time()
+    finish()
+    wall2, cpu2 = time.perf_counter(), time.process_time()
+    ordered = sorted(times)
+    total = sum(times)
+    per = 1e6 / n_calls
+    out = {
+        "loop_calls": n_calls,
+        "wall_us": round((wall1 - wall0) * per, 2), "cpu_us": round((cpu1 - cpu0) * per, 2),
+        "wall_finish_us": round((wall2 - wall0) * per, 2), "cpu_finish_us": round((cpu2 - cpu0) * per, 2),
+        "p50_us": ordered[n_calls // 2] / 1e3, "p99_us": ordered[int(n_calls * 0.99)] / 1e3,
+        "p999_us": ordered[int(n_calls * 0.999)] / 1e3, "max_ms": round(ordered[-1] / 1e6, 2),
+        "slow_share": round(sum(t for t in times if t > SLOW_NS) / total, 4),
+        "stalls": sum(1 for t in times if t > STALL_NS),
+    }
+    if sample is not None:
+        out["peak_held_rows"] = peak
+    return out
+
+
+def loop_ours(n_calls: int) -> dict:
+    """The amortised loop for ours: embedded SQLite in a temp dir, the shipped default rules."""
+    with tempfile.TemporaryDirectory(prefix="bench-alerts-loop-") as tmp:
+        os.environ["ALERTS_DIR"] = tmp
+        os.environ["ALERTS_RULES"] = str(RULES_DIR)
+        import alerts
+
+        run = alerts.init(project="bench-loop")
+        writer = run._writer
+        log = alerts.log
+
+        def one(i: int) -> None:
+            log({"loss": 1.0 / (i + 2), "acc": i * 1e-6, "lr": 3e-4})
+
+        figures = loop_figures(one, n_calls, run.finish, lambda: writer.held_rows)
+        stored = alerts.Api().run(run.id).last_step + 1
+        figures.update(name=f"alerts {alerts.__version__} (embedded SQLite, default rules)",
+                       rules=run._rules is not None, dropped_rows=writer.dropped_rows, rows_stored=stored)
+        return figures
+
+
+def loop_wandb(n_calls: int) -> dict | None:
+    """The amortised loop for wandb offline (its records go to the wandb-core process, whose CPU is
+    not in ours: process CPU here is the training process's only)."""
+    with tempfile.TemporaryDirectory(prefix="bench-wandb-loop-") as tmp:
+        with _env(WANDB_MODE="offline", WANDB_DIR=tmp, WANDB_SILENT="true", WANDB_CONSOLE="off"):
+            try:
+                import wandb
+            except Exception:
+                return None
+            run = wandb.init(project="bench-loop", dir=tmp)
+            log = run.log
+
+            def one(i: int) -> None:
+                log({"loss": 1.0 / (i + 2), "acc": i * 1e-6, "lr": 3e-4})
+
+            figures = loop_figures(one, n_calls, run.finish)
+    figures["name"] = f"wandb {wandb.__version__} offline"
+    return figures
+
+
+def loop_control(n_calls: int) -> dict:
+    """The same loop with a dict update in place of ``log()``: what the machine does to the tail."""
+    latest: dict = {}
+    update = latest.update
+
+    def one(i: int) -> None:
+        update({"loss": 1.0 / (i + 2), "acc": i * 1e-6, "lr": 3e-4})
+
+    figures = loop_figures(one, n_calls, lambda: None)
+    figures["name"] = "control (dict.update)"
+    return figures
 
 
 def measure_ours(n_calls: int, memory_calls: int) -> dict:
@@ -79,7 +184,12 @@ def measure_ours(n_calls: int, memory_calls: int) -> dict:
 
 
 def worker(name: str, calls: int, mlflow_calls: int, memory_calls: int) -> None:
-    if name == "ours":
+    if name.startswith("loop/"):
+        kind, n = name.split("/")[1], int(name.split("/")[2])
+        result = {"ours": loop_ours, "wandb": loop_wandb, "control": loop_control}[kind](n)
+        if result is not None:
+            result["loop"] = True
+    elif name == "ours":
         result = measure_ours(calls, memory_calls)
     elif name == "wandb":
         result = measure_wandb(calls)
@@ -96,14 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlflow-calls", type=int, default=2_000, help="timed calls for MLflow (slow)")
     parser.add_argument("--memory-calls", type=int, default=1_000_000, help="calls for our memory profile")
     parser.add_argument("--peers", default="wandb,mlflow/file", help="comma-separated; '' for none")
+    parser.add_argument("--loop-calls", type=int, default=1_000_000, help="calls of the amortised loop; 0 for none")
+    parser.add_argument("--wandb-loop-calls", type=int, default=100_000, help="calls of wandb's amortised loop")
+    parser.add_argument("--only-loop", action="store_true", help="measure the amortised loops only")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.calls, args.mlflow_calls, args.memory_calls)
         return 0
 
+    names = [] if args.only_loop else ["ours", *[p for p in args.peers.split(",") if p]]
+    if args.loop_calls:
+        names += [f"loop/control/{args.loop_calls}", f"loop/ours/{args.loop_calls}"]
+        if "wandb" in args.peers.split(","):
+            names.append(f"loop/wandb/{args.wandb_loop_calls}")
     results = []
-    for name in ["ours", *[p for p in args.peers.split(",") if p]]:
+    for name in names:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         child = subprocess.run(
             [sys.executable, __file__, "--worker", name, "--calls", str(args.calls),
@@ -115,7 +233,41 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results.append(json.loads(lines[-1][len("RESULT "):]))
 
-    print(f"\nlog() with 3 float metrics; python {sys.version.split()[0]}; {os.cpu_count()} cores\n")
+    loops = [r for r in results if r.get("loop")]
+    results = [r for r in results if not r.get("loop")]
+    print(f"\nlog() with 3 float metrics; python {sys.version.split()[0]}; {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.1f} at the end\n")
+    if results:
+        print_per_call(results)
+    if loops:
+        print_loops(loops)
+    return 0
+
+
+def print_loops(loops: list) -> None:
+    """The amortised loops: cost a call, then the tail, then what ours held and dropped."""
+    print("\nAmortised: a tight loop of log() calls, wall and process CPU divided by the calls "
+          "(with finish()'s drain), and its tail\n")
+    print("| library | calls | wall µs/call | CPU µs/call | with finish() wall / CPU | p50 µs | p99 µs "
+          "| p99.9 µs | max ms | time in calls > 100 µs | calls > 10 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in loops:
+        if r.get("skipped"):
+            print(f"| {r['name']} | not installed | | | | | | | | | |")
+            continue
+        print(f"| {r['name']} | {r['loop_calls']:,} | {r['wall_us']:.2f} | {r['cpu_us']:.2f} | "
+              f"{r['wall_finish_us']:.2f} / {r['cpu_finish_us']:.2f} | {r['p50_us']:.2f} | {r['p99_us']:.2f} | "
+              f"{r['p999_us']:.2f} | {r['max_ms']} | {r['slow_share']:.1%} | {r['stalls']} |")
+    for r in loops:
+        if "peak_held_rows" in r:
+            print(f"\nours: at most {r['peak_held_rows']:,} rows held ahead of the store (sampled every 1,024 "
+                  f"calls: ~{r['peak_held_rows'] * r['wall_us'] / 1e6:.2f} s of this loop, what a kill -9 "
+                  f"would lose); {r['dropped_rows']:,} rows dropped; {r['rows_stored']:,} rows stored; "
+                  f"rules loaded: {r['rules']}")
+
+
+def print_per_call(results: list) -> None:
+    """The per-call table: median and p99 of single calls, then our memory profile."""
     print("| library | calls | median µs | p99 µs | finish() ms |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
@@ -128,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
             m = r["memory"]
             print(f"\nmemory of ours over {m['calls']:,} calls (RSS MiB every 10%): {m['rss_mib_every_10pct']}; "
                   f"peak {m['peak_rss_mib']} MiB; {m['loop_s']} s; rows stored {m['rows_stored']:,}")
-    return 0
 
 
 if __name__ == "__main__":

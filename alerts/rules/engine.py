@@ -92,6 +92,10 @@ def step_state(state: SeriesState, active: bool, now: float, hold=None, keep_fir
     return None
 
 
+# A rolling sum is recomputed exactly after this many updates.
+RESUM_EVERY = 10_000
+
+
 class RollingMean:
     """The mean of the last ``size`` values in O(1) a value, NaN- and infinity-aware.
 
@@ -100,15 +104,17 @@ class RollingMean:
     that rounding does not drift over a long run.
     """
 
-    __slots__ = ("size", "values", "total", "nan", "pos_inf", "neg_inf", "updates")
+    __slots__ = ("size", "values", "total", "nan", "pos_inf", "neg_inf", "odd", "updates")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.values: deque = deque()
         self.total = 0.0
         self.nan = self.pos_inf = self.neg_inf = self.updates = 0
+        self.odd = 0  # non-finite values in the window, of any kind: 0 lets ChangeSeries take its fast path
 
     def _count(self, value: float, delta: int) -> None:
+        self.odd += delta
         if value != value:
             self.nan += delta
         elif value == math.inf:
@@ -134,10 +140,14 @@ class RollingMean:
             else:
                 self._count(evicted, -1)
         self.updates += 1
-        if self.updates >= 10_000:
-            self.updates = 0
-            self.total = math.fsum(v for v in values if math.isfinite(v))
+        if self.updates >= RESUM_EVERY:
+            self.resum()
         return evicted
+
+    def resum(self) -> None:
+        """Recompute the sum exactly (rounding must not drift over a long run)."""
+        self.updates = 0
+        self.total = math.fsum(v for v in self.values if math.isfinite(v))
 
     @property
     def full(self) -> bool:
@@ -240,13 +250,10 @@ class ChangeSeries(Series):
         self.by, self.relative, self.direction = spec.by, spec.relative, spec.direction
 
     def push(self, value: float, now: float) -> Optional[tuple[str, dict]]:
-        evicted = self.current.push(value)
-        if evicted is None:
+        windows = self._means_fast(value) if value - value == 0.0 else self._means(value)
+        if windows is None:
             return None
-        self.prior.push(evicted)
-        if not self.prior.full:
-            return None
-        prior, current = self.prior.mean(), self.current.mean()
+        prior, current = windows
         delta = current - prior
         if delta != delta:
             return None  # a NaN in either window: no evaluation, so a diverging run cannot "resolve"
@@ -264,6 +271,48 @@ class ChangeSeries(Series):
         spec = self.rule.change
         return status, {"value": current, "change": delta, "by": spec.by, "direction": spec.direction,
                         "window": spec.window, "prior_window": spec.prior, "current": current, "prior": prior}
+
+
+    def _means(self, value: float) -> Optional[tuple[float, float]]:
+        """Push ``value``; ``(prior mean, current mean)`` once both windows are full, else None."""
+        evicted = self.current.push(value)
+        if evicted is None:
+            return None
+        self.prior.push(evicted)
+        if not self.prior.full:
+            return None
+        return self.prior.mean(), self.current.mean()
+
+    def _means_fast(self, value: float) -> Optional[tuple[float, float]]:
+        """:meth:`_means` for a finite value, inline while both windows hold only finite values: the
+        same arithmetic in the same order as RollingMean.push and mean(), without their calls (this
+        runs on the training thread for every point of a metric a change rule watches)."""
+        current, prior = self.current, self.prior
+        if current.odd or prior.odd:
+            return self._means(value)
+        values = current.values
+        values.append(value)
+        current.total += value
+        current.updates += 1
+        if len(values) <= current.size:
+            if current.updates >= RESUM_EVERY:
+                current.resum()
+            return None
+        evicted = values.popleft()
+        current.total -= evicted
+        if current.updates >= RESUM_EVERY:
+            current.resum()
+        older = prior.values
+        older.append(evicted)
+        prior.total += evicted
+        if len(older) > prior.size:
+            prior.total -= older.popleft()
+        prior.updates += 1
+        if prior.updates >= RESUM_EVERY:
+            prior.resum()
+        if len(older) < prior.size:
+            return None
+        return prior.total / len(older), current.total / len(values)
 
 
 def new_series(rule: MetricRule, state: Optional[SeriesState] = None) -> Series:

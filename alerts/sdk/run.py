@@ -8,6 +8,7 @@ append one tuple to the background writer's deque. No lock, no I/O, no exception
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 import warnings
 from collections.abc import Mapping
@@ -37,6 +38,15 @@ FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted
 
 def _discard(_op: Any) -> None:
     pass
+
+
+_WALL_CLOCK = _clock.now  # the real clock, as imported (tests may swap alerts.clock.now later)
+
+
+def _default_clock() -> Callable[[], float]:
+    """``alerts.clock.now`` as it is now; ``time.time`` itself when that is the real clock, which
+    saves log() a Python call per row."""
+    return time.time if _clock.now is _WALL_CLOCK else _clock.now
 
 
 def _nothing() -> None:
@@ -124,10 +134,11 @@ class Run:
         self._append = writer.append if writer is not None else _discard
         self._wake_if_long = writer.wake_if_long if writer is not None else _nothing
         self._channel = channel
-        self._clock = clock if clock is not None else _clock.now  # looked up now: tests swap it
+        self._clock = clock if clock is not None else _default_clock()  # looked up now: tests swap it
         self._on_finish = on_finish
         self._step = start_step
         self._pending: dict = {}
+        self._media = self._media_hook  # bound once: log() passes it on every call
         self._start = self._clock()
         self._finished = False
         self._preempting = False
@@ -173,9 +184,9 @@ class Run:
         """
         if self._finished:
             raise self._finished_error("log")
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):  # the exact type first: the ABC check is slow
             raise TypeError(f"log() must be passed a dictionary, not {type(data).__name__}")
-        row = convert_row(data, self._media_hook)
+        row = convert_row(data, self._media)
         if step is not None:
             step = _valid_step(step)
             if step is None:

@@ -28,6 +28,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
+import msgpack
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -40,12 +41,15 @@ logger = logging.getLogger("alerts")
 
 # Wake the writer early once this many operations are queued: bounds memory when logging very fast.
 WAKE_AT_QUEUE_LENGTH = 10_000
-# Past this many, log() also yields the GIL (time.sleep(0)) on every call until the writer catches up.
-# Why: the writer releases the GIL around every SQLite call, and a CPU-bound training loop takes it
-# straight back; the writer then waits a whole switch interval (5 ms) per call and can fall seconds
-# behind a loop that does nothing but log (the convoy effect), which would break the kill -9 bound.
-# A loop that does real work between log() calls never gets here.
+# Past this many, log() also yields the GIL (time.sleep(0)) on one call in YIELD_EVERY until the
+# writer catches up. Why: the writer releases the GIL around every SQLite call, and a CPU-bound
+# training loop takes it straight back; the writer then waits a whole switch interval (5 ms) per call
+# and can fall seconds behind a loop that does nothing but log (the convoy effect), which would break
+# the kill -9 bound. A yield lets a writer that waits for the GIL take it at once. Not on every call
+# (as before): a syscall a call made such a loop's calls ~1 µs dearer, and a writer that is not
+# waiting gains nothing from it. A loop that does real work between log() calls never gets here.
 YIELD_AT_QUEUE_LENGTH = 20_000
+YIELD_EVERY = 32
 # While the database refuses writes, hold at most this many operations (queued history rows plus rows
 # pending in the failed batch); past it the oldest history rows are dropped (counted, with a warning).
 MAX_PENDING_ROWS = 1_000_000
@@ -61,6 +65,11 @@ MAX_WARNED_KEYS = 1000
 SALVAGE_AFTER_FAILURES = 3
 # Rows per stored history chunk: bounds what one read decodes.
 CHUNK_ROWS = 10_000
+# Rows packed in one C call (msgpack.packb holds the GIL throughout: ~0.5-1 us a row, so 10,000 rows
+# held it 8-16 ms, a stall of the training thread). A chunk is packed in pieces this size and joined
+# into the same bytes; its insert stays one statement (each statement gives the GIL up and then waits
+# for it back, so smaller chunks would cost the writer more turns instead).
+PACK_ROWS = 1_000
 # A live run with nothing new still gets its heartbeat written this often (seconds).
 HEARTBEAT_EVERY = 10.0
 
@@ -99,6 +108,7 @@ class Writer:
         self._pending = Batch()
         self._pending_rows = 0  # operations taken from the queue and not yet committed
         self._check_at = 0  # queue length at which log() takes its slow path (see _room_changed)
+        self._behind_calls = 0  # log() calls far behind since the last yield (see YIELD_EVERY)
         self._room_changed()
         self._barriers: list[threading.Event] = []
         self._stopping = False
@@ -122,9 +132,9 @@ class Writer:
         self._wake.set()
 
     def wake_if_long(self) -> None:
-        """Wake the writer early when the queue is long, give it the GIL when it is far behind, and
-        shed the oldest rows when more than MAX_PENDING_ROWS are held (cheap enough for the hot path:
-        one len() and one compare while the queue is short)."""
+        """Wake the writer early when the queue is long, give it the GIL on one call in YIELD_EVERY
+        when it is far behind, and shed the oldest rows when more than MAX_PENDING_ROWS are held
+        (cheap enough for the hot path: one len() and one compare while the queue is short)."""
         length = len(self.queue)
         if length >= self._check_at:
             if length >= WAKE_AT_QUEUE_LENGTH and not self._wake.is_set():
@@ -132,7 +142,10 @@ class Writer:
             if length + self._pending_rows > MAX_PENDING_ROWS:
                 self._shed()
             elif length >= YIELD_AT_QUEUE_LENGTH:
-                time.sleep(0)
+                self._behind_calls += 1
+                if self._behind_calls >= YIELD_EVERY:
+                    self._behind_calls = 0
+                    time.sleep(0)
 
     @property
     def held_rows(self) -> int:
@@ -481,8 +494,41 @@ def history_chunks(run_id: str, rows: list[dict], repaired: Optional[list] = Non
         part = rows[start:start + CHUNK_ROWS]
         chunks.append({"run_id": run_id, "first_step": part[0]["_step"], "last_step": part[-1]["_step"],
                        "n_rows": len(part), "last_time": part[-1]["_timestamp"],
-                       "data": jsoncodec.pack_rows(part, repaired)})
+                       "data": pack_in_pieces(part, repaired)})
     return chunks
+
+
+def pack_in_pieces(rows: list[dict], repaired: Optional[list] = None) -> bytes:
+    """``jsoncodec.pack_rows(rows)``, byte for byte, packed PACK_ROWS rows at a time: a MessagePack
+    array is its header (which depends only on the count) followed by its items, so the pieces'
+    items are joined behind one header. Between pieces the training thread can take the GIL."""
+    if len(rows) <= PACK_ROWS:
+        return _pack(rows, repaired)
+    parts = [_array_header(len(rows))]
+    for start in range(0, len(rows), PACK_ROWS):
+        piece = rows[start:start + PACK_ROWS]
+        parts.append(_pack(piece, repaired)[len(_array_header(len(piece))):])
+    return b"".join(parts)
+
+
+_packers = threading.local()  # one writer thread per store: a packer each
+
+
+def _pack(rows: list[dict], repaired: Optional[list]) -> bytes:
+    """``jsoncodec.pack_rows``: the same bytes, through a Packer kept by this thread (its buffer is
+    allocated once rather than grown for every call: ~20% less time holding the GIL); rows that do
+    not pack as they are go through pack_rows, which repairs them."""
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(default=jsoncodec.fallback)
+    try:
+        return packer.pack(rows)
+    except Exception:  # msgpack empties its buffer on an error: the packer stays usable
+        return jsoncodec.pack_rows(rows, repaired)
+
+
+def _array_header(count: int) -> bytes:
+    return msgpack.Packer().pack_array_header(count)
 
 
 _writers: dict[tuple[str, str], Writer] = {}
