@@ -33,6 +33,7 @@ from typing import Callable, Collection, Optional
 from sqlalchemy import and_, func, select
 
 from alerts import clock as _clock
+from alerts.processes import pid_alive
 from alerts.delivery import outbox
 from alerts.settings import Settings
 from alerts.store import leases
@@ -50,18 +51,6 @@ MAX_FAILURES = 60  # passes failing in a row (the database unreachable for ~5 mi
 BUSY_RECHECK = 1.0  # rows leased by another process (a script's exit drain): look again this soon
 LOG_NAME = "relay.log"
 LOG_MAX_BYTES = 1_000_000  # relay.log is moved to relay.log.1 at this size, so it never grows without bound
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 # -- what is pending ---------------------------------------------------------------------------------
@@ -154,7 +143,7 @@ def serve(store: Store, relay, *, token: Optional[str] = None, clock: Callable[[
     holder = _holder(os.getpid(), "relay-" + uuid.uuid4().hex[:6])
     now = clock()
     taken = (leases.take_over(store, LEASE, token, holder, now, LEASE_SECONDS) if token
-             else leases.acquire(store, LEASE, holder, now, LEASE_SECONDS, _pid_alive))
+             else leases.acquire(store, LEASE, holder, now, LEASE_SECONDS, pid_alive))
     if not taken:
         return False
     renewer = _Renewer(store, holder, clock).start()
@@ -185,7 +174,7 @@ def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, 
             leases.release(store, LEASE, holder)
             if not pending(store, clock(), relay.judged).count:
                 return
-            if not leases.acquire(store, LEASE, holder, clock(), LEASE_SECONDS, _pid_alive):
+            if not leases.acquire(store, LEASE, holder, clock(), LEASE_SECONDS, pid_alive):
                 return  # a new relay took over
             continue
         sleep(wait)
@@ -195,7 +184,7 @@ def _pass(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock) 
     """Send what is due; return how long to sleep before the next pass (None: nothing pending)."""
     # The script that handed over may have died holding rows (its exit drain was cut off at the
     # deadline): on this host they are due again at once, not when their lease runs out.
-    outbox.release_dead_leases(store, holder.host, clock(), _pid_alive)
+    outbox.release_dead_leases(store, holder.host, clock(), pid_alive)
     delivered = relay.counters.alerts_delivered_total
     while relay.run_once() and not renewer.lost.is_set():
         pass  # more may be due: a storm is claimed in batches
@@ -277,7 +266,7 @@ def hand_over(store: Store, settings: Settings, now: Optional[float] = None) -> 
     """
     now = _clock.now() if now is None else now
     starter = _holder(None, "start-" + uuid.uuid4().hex[:8])
-    if not leases.acquire(store, LEASE, starter, now, START_SECONDS, _pid_alive):
+    if not leases.acquire(store, LEASE, starter, now, START_SECONDS, pid_alive):
         current = leases.read(store, LEASE)
         return HandOver(started=False, pid=current.pid if current else None, log=log_path(settings))
     try:
@@ -294,6 +283,6 @@ def running(store: Store, now: float) -> Optional[LeaseRecord]:
     lease = leases.read(store, LEASE)
     if lease is None or lease.until < now:
         return None
-    if lease.host == socket.gethostname() and lease.pid is not None and not _pid_alive(lease.pid):
+    if lease.host == socket.gethostname() and lease.pid is not None and not pid_alive(lease.pid):
         return None
     return lease

@@ -39,6 +39,7 @@ from alerts.channels.email import EmailSender
 from alerts.channels.slack import SlackApi, SlackWebhook
 from alerts.delivery import outbox, state
 from alerts.pipeline import silence
+from alerts.processes import pid_alive
 from alerts.settings import Settings
 from alerts.store.db import Store
 
@@ -73,18 +74,6 @@ def make_sender(destination: Destination, settings: Settings):
         return SlackApi(settings.slack_bot_token.get_secret_value(), config.channel, base_url=settings.slack_api_url,
                         server_url=settings.server_url)
     return EmailSender(settings, config.to)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 class Relay:
@@ -161,7 +150,7 @@ class Relay:
     def _maintain(self, now: float) -> None:
         self._maintained_at = now
         outbox.expire(self.store, now)
-        outbox.release_dead_leases(self.store, self._host, now, _pid_alive)
+        outbox.release_dead_leases(self.store, self._host, now, pid_alive)
         state.prune(self.store, now - max(self.group_interval, outbox.MAX_AGE_SECONDS))
         outbox.prune(self.store, now, self.settings.retention_seconds())
         for key, count in outbox.pending_by_destination(self.store, excluding=self._judged).items():

@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.pipeline.ratelimit import TokenBucket, bucket_for, decide, user_bucket
-from alerts.store.db import Store
+from alerts.store.db import Store, sqlite_write_transaction
 from alerts.store.models import DeliveryStateRecord as Row
 
 
@@ -83,14 +83,8 @@ def _locked(store: Store) -> Iterator[Connection]:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield conn
         return
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits up to the busy timeout for other writers
-        try:
-            yield conn
-        except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
-            raise
-        conn.exec_driver_sql("COMMIT")
+    with sqlite_write_transaction(store.engine) as conn:  # waits up to the busy timeout for other writers
+        yield conn
 
 
 _COLUMNS = (Row.key, Row.tokens, Row.updated_at, Row.last_sent_at)

@@ -17,7 +17,8 @@ import os
 from typing import Callable, Collection, Optional
 
 from alerts.errors import RunInUseError, UsageError
-from alerts.sdk.crashes import CRASH_AFTER, pid_alive
+from alerts.processes import pid_alive
+from alerts.sdk.crashes import CRASH_AFTER
 from alerts.store.db import Store
 from alerts.store.models import RunRecord
 

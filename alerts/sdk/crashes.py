@@ -10,11 +10,11 @@ the conditional update makes sure exactly one process raises the alert.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Callable
 
 from sqlalchemy import select, update
 
+from alerts.processes import pid_alive
 from alerts.rules.engine import RunRules
 from alerts.rules.schema import RunInfo
 from alerts.sdk.raising import rule_alert_op
@@ -26,16 +26,6 @@ logger = logging.getLogger("alerts")
 
 CRASH_AFTER = 120.0  # seconds without a heartbeat (they come every 10 s)
 CHECK_EVERY = 30.0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
 
 
 def find_crashed(store: Store, now: float, host: str, is_alive: Callable[[int], bool] = pid_alive) -> list[RunRecord]:

@@ -53,8 +53,17 @@ def schema_lock(engine: Engine) -> Iterator[Connection]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             yield conn
         return
-    # pysqlite opens transactions itself, lazily and never for DDL; in AUTOCOMMIT mode it leaves
-    # that to us, so the tables' check and their creation share the one write-locked transaction.
+    # The tables' check and their creation share the one write-locked transaction.
+    with sqlite_write_transaction(engine) as conn:
+        yield conn
+
+
+@contextmanager
+def sqlite_write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A SQLite transaction that holds the database's write lock from its first statement
+    (``BEGIN IMMEDIATE``, waited for up to the busy timeout): what it reads stays as read until the
+    commit. pysqlite opens transactions itself, lazily and never for DDL; in AUTOCOMMIT mode it leaves
+    that to us."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
