@@ -138,3 +138,14 @@ def store_backend(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture
+def backend_url(store_backend, monkeypatch):
+    """``ALERTS_DATABASE_URL`` pointing at a fresh store on each backend (children inherit it)."""
+    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
+    yield store_backend.url
+    for run in lifecycle.live_runs():
+        run.finish()
+    worker.close_all()
+    db.forget_stores()  # before store_backend drops the PostgreSQL schema

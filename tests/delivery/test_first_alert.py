@@ -18,9 +18,7 @@ import pytest
 
 import alerts as wandb
 from alerts.delivery import outbox
-from alerts.sdk import lifecycle, worker
 from alerts.settings import load_settings
-from alerts.store import db
 from alerts.store.db import open_store
 from fakes.slack import FakeSlack
 
@@ -31,17 +29,6 @@ def channel_file(folder, user, webhook_url):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{user}.yaml").write_text(
         f"user: {user}\nchannels:\n  - type: slack\n    webhook_url: {webhook_url}\n", encoding="utf-8")
-
-
-@pytest.fixture
-def backend_url(store_backend, monkeypatch):
-    """``ALERTS_DATABASE_URL`` pointing at a fresh store on each backend (children inherit it)."""
-    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
-    yield store_backend.url
-    for run in lifecycle.live_runs():
-        run.finish()
-    worker.close_all()
-    db.forget_stores()  # before store_backend drops the PostgreSQL schema
 
 
 # A training script that raises one alert and goes on training in pure Python (the GIL busy, as a

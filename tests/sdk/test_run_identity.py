@@ -19,24 +19,13 @@ from sqlalchemy import update
 import alerts as wandb
 from alerts import clock as _clock
 from alerts.errors import InvalidArgument, RunInUseError
-from alerts.sdk import claims, crashes, lifecycle, worker
+from alerts.sdk import claims, crashes
 from alerts.sdk.media import media_path
 from alerts.settings import load_settings
 from alerts.store import db
 from alerts.store.models import RunRecord
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def backend_url(store_backend, monkeypatch):
-    """``ALERTS_DATABASE_URL`` pointing at a fresh store on each backend (children inherit it)."""
-    monkeypatch.setenv("ALERTS_DATABASE_URL", store_backend.url)
-    yield store_backend.url
-    for run in lifecycle.live_runs():
-        run.finish()
-    worker.close_all()
-    db.forget_stores()  # before store_backend drops the PostgreSQL schema
 
 
 def files_under(folder) -> list[str]:
