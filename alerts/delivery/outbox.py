@@ -68,6 +68,29 @@ def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease:
     return [DeliveryRecord.model_validate(row._mapping) for row in rows]
 
 
+def claim_riders(store: Store, owner: str, destination: str, group_key: str, now: float,
+                 lease: Optional[float] = None, limit: int = CLAIM_LIMIT) -> list[DeliveryRecord]:
+    """Lease the rows of one (destination, group) that are pending but not due yet (backing off after
+    an outage, or waiting for their group), for a message of that group that is about to go: they
+    ride along, instead of making a message of their own one group interval later."""
+    lease = LEASE_SECONDS if lease is None else lease
+    waiting = and_(DeliveryRecord.state == "pending", DeliveryRecord.next_attempt_at > now,
+                   DeliveryRecord.destination == destination, DeliveryRecord.group_key == group_key,
+                   or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
+    with store.engine.begin() as conn:
+        ids = list(conn.execute(select(DeliveryRecord.id).where(waiting).order_by(DeliveryRecord.id)
+                                .limit(limit)).scalars())
+        if not ids:
+            return []
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), waiting)
+                     .values(lease_until=now + lease, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
+        rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
+                                                         DeliveryRecord.lease_owner == owner,
+                                                         DeliveryRecord.lease_until == now + lease)
+                            .order_by(DeliveryRecord.id)).all()
+    return [DeliveryRecord.model_validate(row._mapping) for row in rows]
+
+
 def renew(store: Store, owner: str, until: float) -> int:
     """Extend the leases ``owner`` still holds to ``until`` (a pass whose sends are slow keeps its
     rows: no other relay sends them again meanwhile). Returns how many rows."""

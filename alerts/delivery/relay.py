@@ -263,6 +263,9 @@ class Relay:
                 if not answer.group_only:
                     wait_all = answer.until
                 continue
+            # The group's rows still backing off (an outage) or waiting go in this message too:
+            # otherwise each retry schedule that drifted apart would make a message of its own.
+            rows = rows + outbox.claim_riders(self.store, token, key, group, clock(), self.lease)
             self._send_group(destination, sender, answer, rows, token, clock)
 
     def _send_group(self, destination: Destination, sender, grant: "state.Grant", rows: list, token: str,

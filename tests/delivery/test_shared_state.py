@@ -110,6 +110,28 @@ def test_two_relays_never_both_send_the_first_alert_of_a_group(store_backend, sl
     assert len(slack.messages("hook")) == 2 and all(r.state == "sent" for r in rows(store_backend))
 
 
+def test_rows_of_a_group_still_backing_off_ride_in_its_next_message(store_backend, slack, clock):
+    """After an outage, the retry schedules of one group's rows drift apart (each row's backoff has its
+    own jitter): the probe saw ten alerts of one group go out as 3 messages (1, then 5, then 10) instead
+    of 2, because a row not yet due when a message went waited for a further group interval."""
+    channels = webhooks(slack, "hook")
+    sender = relay(store_backend, channels, clock)
+    add(store_backend, clock, "run-failed|sweep-1", title="due-now-")
+    add(store_backend, clock, "run-failed|sweep-1", title="backing-off-", n=3)
+    from sqlalchemy import update
+
+    from alerts.store.models import DeliveryRecord
+
+    with store_backend.engine.begin() as conn:  # as three failed sends left them: due in 7, 12, 20 s
+        for title, wait in (("backing-off-0", 7), ("backing-off-1", 12), ("backing-off-2", 20)):
+            conn.execute(update(DeliveryRecord).where(DeliveryRecord.payload.like(f'%"title": "{title}"%'))
+                         .values(next_attempt_at=START + wait, attempts=3))
+    sender.run_once()
+    (message,) = slack.messages("hook")
+    assert "(+3 more)" in message["text"], message["text"]
+    assert all(r.state == "sent" for r in rows(store_backend))  # all four in the one message
+
+
 def test_the_pace_of_a_destination_is_shared_by_every_relay(store_backend, slack, clock):
     """Four processes, each with a new group for one webhook at the same second: Slack's burst (2)
     goes at once, the rest one a second, and Slack never answers 429."""
