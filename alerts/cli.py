@@ -272,14 +272,15 @@ def _relay_status(store, args: argparse.Namespace) -> str:
     from alerts.settings import load_settings
 
     now = clock.now()
+    settings = load_settings(dir=Path(args.dir) if args.dir else None)
     left = detached.pending(store, now)
     line = f"pending: {left.count}" + (f" ({_due_text(left, now)})" if left.count else "")
-    lease = detached.running(store, now)
+    lease = detached.running(store, now, settings)
     if lease is None:
-        return line + "; relay: no detached relay running"
+        return line + "; relay: no detached relay running (for these channel files)"
     pid = f"pid {lease.pid}" if lease.pid else "starting"
     return (line + f"; relay: detached relay running ({pid} on {lease.host}, since {_when(lease.acquired_at)}, "
-            f"log: {detached.log_path(load_settings(dir=Path(args.dir) if args.dir else None))})")
+            f"log: {detached.log_path(settings)})")
 
 
 def cmd_relay(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ runs for the store. That process:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -42,7 +43,7 @@ from alerts.store.models import DeliveryRecord, LeaseRecord
 
 logger = logging.getLogger("alerts")
 
-LEASE = "relay"
+LEASE = "relay"  # the lease name's prefix: one detached relay per store *and* delivery settings (lease_name)
 LEASE_SECONDS = 60.0  # a relay that stops renewing (hung, stopped) loses the store's relay lease after this
 RENEW_EVERY = 10.0  # seconds between renewals, on a thread of its own, so a slow send cannot lose the lease
 START_SECONDS = 30.0  # how long a starting relay's lease is kept for it before anyone may take it
@@ -104,8 +105,8 @@ def _holder(pid: Optional[int], tag: str) -> leases.Holder:
 class _Renewer:
     """Renews the relay lease every :data:`RENEW_EVERY` seconds on its own thread; ``lost`` once it could not."""
 
-    def __init__(self, store: Store, holder: leases.Holder, clock: Callable[[], float]) -> None:
-        self.store, self.holder, self.clock = store, holder, clock
+    def __init__(self, store: Store, lease: str, holder: leases.Holder, clock: Callable[[], float]) -> None:
+        self.store, self.lease, self.holder, self.clock = store, lease, holder, clock
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alerts-relay-lease", daemon=True)
@@ -117,7 +118,7 @@ class _Renewer:
     def _run(self) -> None:
         while not self._stop.wait(RENEW_EVERY):
             try:
-                if not leases.renew(self.store, LEASE, self.holder, self.clock(), LEASE_SECONDS):
+                if not leases.renew(self.store, self.lease, self.holder, self.clock(), LEASE_SECONDS):
                     logger.warning("alerts: the relay lease was taken by another relay; stopping")
                     self.lost.set()
                     return
@@ -127,6 +128,17 @@ class _Renewer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def lease_name(settings: Settings) -> str:
+    """The lease of the detached relay for ``settings``' channels: one per store and per set of
+    delivery settings (channel folder, SMTP host, Slack bot token), because a relay sends only the
+    rows it can judge. Scripts sharing channel files share one relay; a script with other channel
+    files gets its own, so its rows are never left to a relay that cannot send them."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    identity = "\n".join([str(Path(settings.channels).resolve()), settings.smtp_host or "",
+                          hashlib.sha256(token.encode()).hexdigest() if token else ""])
+    return f"{LEASE}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
 # -- the detached relay's loop -------------------------------------------------------------------------
@@ -141,17 +153,18 @@ def serve(store: Store, relay, *, token: Optional[str] = None, clock: Callable[[
     free. Returns False (having sent nothing) when another relay holds the lease.
     """
     holder = _holder(os.getpid(), "relay-" + uuid.uuid4().hex[:6])
+    lease = lease_name(relay.settings)
     now = clock()
-    taken = (leases.take_over(store, LEASE, token, holder, now, LEASE_SECONDS) if token
-             else leases.acquire(store, LEASE, holder, now, LEASE_SECONDS, pid_alive))
+    taken = (leases.take_over(store, lease, token, holder, now, LEASE_SECONDS) if token
+             else leases.acquire(store, lease, holder, now, LEASE_SECONDS, pid_alive))
     if not taken:
         return False
-    renewer = _Renewer(store, holder, clock).start()
+    renewer = _Renewer(store, lease, holder, clock).start()
     try:
         _loop(store, relay, holder, renewer, clock, sleep)
     finally:
         renewer.stop()
-        leases.release(store, LEASE, holder)
+        leases.release(store, lease, holder)
     return True
 
 
@@ -171,10 +184,10 @@ def _loop(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock, 
             # Release, then look again: a script that saw the lease held before this release
             # committed its rows before looking, so they are seen here; one that looks after it
             # finds the lease free and starts a relay of its own.
-            leases.release(store, LEASE, holder)
+            leases.release(store, renewer.lease, holder)
             if not pending(store, clock(), relay.judged).count:
                 return
-            if not leases.acquire(store, LEASE, holder, clock(), LEASE_SECONDS, pid_alive):
+            if not leases.acquire(store, renewer.lease, holder, clock(), LEASE_SECONDS, pid_alive):
                 return  # a new relay took over
             continue
         sleep(wait)
@@ -266,21 +279,22 @@ def hand_over(store: Store, settings: Settings, now: Optional[float] = None) -> 
     """
     now = _clock.now() if now is None else now
     starter = _holder(None, "start-" + uuid.uuid4().hex[:8])
-    if not leases.acquire(store, LEASE, starter, now, START_SECONDS, pid_alive):
-        current = leases.read(store, LEASE)
+    lease = lease_name(settings)
+    if not leases.acquire(store, lease, starter, now, START_SECONDS, pid_alive):
+        current = leases.read(store, lease)
         return HandOver(started=False, pid=current.pid if current else None, log=log_path(settings))
     try:
         proc = spawn(settings, starter.name)
     except OSError as exc:
-        leases.release(store, LEASE, starter)
+        leases.release(store, lease, starter)
         logger.error("alerts: could not start the detached relay: %s", exc)
         return None
     return HandOver(started=True, pid=proc.pid, log=log_path(settings))
 
 
-def running(store: Store, now: float) -> Optional[LeaseRecord]:
-    """The detached relay holding the store's lease at ``now``, if any."""
-    lease = leases.read(store, LEASE)
+def running(store: Store, now: float, settings: Settings) -> Optional[LeaseRecord]:
+    """The detached relay for ``settings``' channels on ``store`` at ``now``, if one runs."""
+    lease = leases.read(store, lease_name(settings))
     if lease is None or lease.until < now:
         return None
     if lease.host == socket.gethostname() and lease.pid is not None and not pid_alive(lease.pid):

@@ -54,9 +54,12 @@ def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease:
         if not destinations:
             return []
         due = and_(due, DeliveryRecord.destination.in_(sorted(destinations)))
-    with store.engine.begin() as conn:
-        ids = list(conn.execute(select(DeliveryRecord.id).where(due).order_by(DeliveryRecord.id)
-                                .limit(limit)).scalars())
+    candidates = select(DeliveryRecord.id).where(due).order_by(DeliveryRecord.id).limit(limit)
+    with store.engine.connect() as conn:  # nothing due (most passes): no write lock taken
+        if conn.execute(candidates).first() is None:
+            return []
+    with store.write_transaction() as conn:  # reads, then writes: the write lock first
+        ids = list(conn.execute(candidates).scalars())
         if not ids:
             return []
         conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), due)
@@ -77,7 +80,7 @@ def claim_riders(store: Store, owner: str, destination: str, group_key: str, now
     waiting = and_(DeliveryRecord.state == "pending", DeliveryRecord.next_attempt_at > now,
                    DeliveryRecord.destination == destination, DeliveryRecord.group_key == group_key,
                    or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
-    with store.engine.begin() as conn:
+    with store.write_transaction() as conn:  # reads, then writes: the write lock first
         ids = list(conn.execute(select(DeliveryRecord.id).where(waiting).order_by(DeliveryRecord.id)
                                 .limit(limit)).scalars())
         if not ids:

@@ -148,10 +148,23 @@ class Store:
             for run_id, fields in batch.run_updates.items():
                 conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
 
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A transaction for a read-then-write that races other processes. On SQLite it takes the
+        write lock first (``BEGIN IMMEDIATE``, waited for): in WAL mode a deferred transaction that
+        reads and then writes fails at once with "database is locked" when another process wrote in
+        between, without waiting for the busy timeout."""
+        if self.is_sqlite:
+            with sqlite_write_transaction(self.engine) as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
+
     def create_run(self, row: dict) -> bool:
         """Insert a run row now; ``False`` (and nothing written) if a run with its id exists already,
         so that of two processes starting one id at once, exactly one creates it."""
-        with self.engine.begin() as conn:
+        with self.write_transaction() as conn:
             query = self._insert_ignoring_duplicates(RunRecord).values(**row)
             if self.is_sqlite:  # RETURNING needs SQLite 3.35; rowcount is right there
                 return conn.execute(query).rowcount == 1
@@ -169,7 +182,7 @@ class Store:
             RunRecord.pid.is_not_distinct_from(seen.pid),
             RunRecord.host.is_not_distinct_from(seen.host),
         ).values(**fields)
-        with self.engine.begin() as conn:
+        with self.write_transaction() as conn:
             return conn.execute(query).rowcount == 1
 
     def _insert_ignoring_duplicates(self, model):

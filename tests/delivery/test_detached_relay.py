@@ -131,6 +131,26 @@ def test_a_job_runner_capturing_output_and_waiting_for_its_process_group_returns
             and Path(f"/proc/{relay_pid}/fd/2").resolve() == store_dir / "relay.log")
 
 
+def test_scripts_with_other_channel_files_each_get_a_relay_that_can_send_their_rows(channels, slack, run_script,
+                                                                                    tmp_path, store_dir):
+    """Alice's script and Bob's (other ALERTS_CHANNELS) exit on one store while Slack fails: Bob's row
+    was left to the relay Alice's exit started, which cannot send it, and Bob was told it would be."""
+    slack.fail_for(20, status=500)
+    bob_channels = tmp_path / "bob-channels"
+    bob_channels.mkdir()
+    (bob_channels / "bob.yaml").write_text(
+        f"user: bob\nchannels:\n  - type: slack\n    webhook_url: {slack.webhook_url('bob-hook')}\n", encoding="utf-8")
+    alice = run_script(ALERTS_THEN_EXIT, "1", "0", timeout=60)
+    bob = run_script(ALERTS_THEN_EXIT, "1", "0", env={"ALERTS_USER": "bob", "ALERTS_CHANNELS": str(bob_channels)},
+                     timeout=60)
+    assert alice.returncode == 0 and bob.returncode == 0, alice.stderr + bob.stderr
+    pids = {_handed_to(alice.stderr), _handed_to(bob.stderr)}  # each started one: two relays
+    wait_until(lambda: slack.messages("alice-hook") and slack.messages("bob-hook"), "both alerts delivered")
+    for pid in pids:
+        wait_until(lambda: not _alive(pid), "each detached relay exits by itself")
+    assert sorted(r.state for r in rows()) == ["sent", "sent"]
+
+
 def test_two_scripts_exiting_at_once_start_one_detached_relay(channels, slack, spawn, store_dir):
     slack.fail_for(600, status=500)
     source = """
@@ -159,7 +179,7 @@ def test_alerts_relay_0_starts_no_detached_relay(channels, slack, run_script, st
     result = run_script(ALERTS_THEN_EXIT, "2", "0", env={"ALERTS_RELAY": "0"}, timeout=60)
     assert result.returncode == 0, result.stderr
     assert not (store_dir / "relay.log").exists()
-    assert leases.read(open_store(load_settings().resolved_database_url()), detached.LEASE) is None
+    assert leases.read(open_store(load_settings().resolved_database_url()), detached.lease_name(load_settings())) is None
     assert sorted(r.state for r in rows()) == ["pending", "pending"]  # left for `alerts relay`
     assert slack.requests == []
 
@@ -328,7 +348,7 @@ def test_serve_sends_each_row_when_due_sleeping_in_between_and_exits_when_none_i
     assert sent_at["[INFO] soon"] == due["soon"] and sent_at["[INFO] later"] == due["later"]  # not before, not late
     assert max(slept) <= detached.MAX_SLEEP  # new rows from live processes are looked for meanwhile
     assert sorted(r.state for r in outbox.listing(store)) == ["sent", "sent"]
-    assert leases.read(store, detached.LEASE) is None  # released on the way out
+    assert leases.read(store, detached.lease_name(load_settings())) is None  # released on the way out
 
 
 def test_serve_exits_when_only_rows_it_cannot_judge_are_left(channels, slack, clock, monkeypatch, tmp_path):
@@ -361,8 +381,12 @@ def test_serve_leaves_the_store_to_the_relay_that_holds_its_lease(channels, cloc
     settings = load_settings()
     store = open_store(settings.resolved_database_url())
     other = leases.Holder(name="otherhost:4242:relay-x", host="otherhost", pid=4242)
-    assert leases.acquire(store, detached.LEASE, other, clock(), 60, lambda pid: True)
-    assert not detached.serve(store, relay=None, clock=clock, sleep=clock.advance)
+    assert leases.acquire(store, detached.lease_name(load_settings()), other, clock(), 60, lambda pid: True)
+    from alerts.channels.config import load_channels
+
+    relay = Relay(store, load_channels([settings.channels], webhook_hosts=["127.0.0.1"]), settings, clock=clock)
+    assert not detached.serve(store, relay, clock=clock, sleep=clock.advance)
+    assert relay.counters.alerts_delivered_total == 0
     assert detached.hand_over(store, settings).started is False  # a script at exit starts none either
     assert detached._started == []
 
@@ -394,9 +418,9 @@ def test_on_postgresql_the_detached_relay_sends_what_the_script_left(channels, s
     result = run_script(ALERTS_THEN_EXIT, "3", "0", env={"ALERTS_DATABASE_URL": store_backend.url}, timeout=60)
     assert result.returncode == 0, result.stderr
     relay_pid = _handed_to(result.stderr)
-    assert leases.read(store_backend, detached.LEASE) is not None  # the lease row lives in PostgreSQL
+    assert leases.read(store_backend, detached.lease_name(load_settings())) is not None  # the lease row lives in PostgreSQL
     wait_until(lambda: carried(slack.messages("alice-hook")) == 3, "3 alerts delivered from PostgreSQL")
     wait_until(lambda: not _alive(relay_pid), "the detached relay exits by itself")
     assert sorted(r.state for r in outbox.listing(store_backend)) == ["sent"] * 3
-    assert leases.read(store_backend, detached.LEASE) is None
+    assert leases.read(store_backend, detached.lease_name(load_settings())) is None
     assert not (store_dir / "alerts.db").exists()  # nothing went to SQLite
