@@ -6,7 +6,7 @@ background thread), ``alert`` notifies, ``finish`` ends the run; ``Api`` reads r
 """
 
 from alerts.errors import AlertsWarning, Error, UsageError
-from alerts.sdk.alerting import AlertLevel
+from alerts.levels import AlertLevel
 from alerts.sdk.api import alert, define_metric, finish, init, log, login, mark_preempting, watch
 from alerts.sdk.config import PreInit
 from alerts.sdk.media import Image, Table

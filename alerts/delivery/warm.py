@@ -28,9 +28,8 @@ from sqlalchemy import insert
 
 from alerts import clock as _clock
 from alerts.pipeline import silence
-from alerts.sdk.raising import alert_row
 from alerts.store.db import Store
-from alerts.store.models import AlertRecord, DeliveryRecord
+from alerts.store.models import AlertRecord, DeliveryRecord, alert_row
 
 logger = logging.getLogger("alerts")
 

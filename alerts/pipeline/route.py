@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 
 from alerts.channels.base import Notification
 from alerts.channels.config import ChannelSet
-from alerts.sdk.alerting import LEVEL_ORDER
+from alerts.levels import LEVEL_ORDER
 
 
 def recipients(owner: str, notify: Optional[Iterable[str]]) -> list[str]:

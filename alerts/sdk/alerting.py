@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from enum import Enum
 from typing import Optional, Union
 
+from alerts.levels import LEVEL_ORDER, AlertLevel  # noqa: F401 (AlertLevel is public here too)
 from alerts.rules.templates import MAX_TITLE_CHARS
 
 DEFAULT_WAIT_SECONDS = 60.0
 
 
-class AlertLevel(str, Enum):
-    """How serious an alert is; channels filter on it (``min_level``)."""
-
-    INFO = "INFO"
-    WARN = "WARN"
-    ERROR = "ERROR"
-
-
-LEVEL_ORDER = {AlertLevel.INFO.value: 0, AlertLevel.WARN.value: 1, AlertLevel.ERROR.value: 2}
 
 
 def check_level(level: Union[str, AlertLevel, None]) -> str:

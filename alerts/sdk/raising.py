@@ -13,16 +13,9 @@ from alerts.channels.base import Notification
 from alerts.pipeline.route import delivery_rows, recipients
 from alerts.rules.templates import clip_text, clip_title, template_values
 from alerts.sdk.worker import ALERT
+from alerts.store.models import alert_row
 
 logger = logging.getLogger("alerts")
-
-
-def alert_row(**columns: Any) -> dict:
-    """An alerts-table row with every column present: a batch insert needs the same keys in every row."""
-    row = {"uid": None, "rule": None, "status": "firing", "metric": None, "value": None, "reason": None,
-           "step": None}
-    row.update(columns)
-    return row
 
 
 def console_notify(channel: Any, notification: Notification, reason: Optional[str]) -> tuple[str, Optional[str]]:

@@ -24,7 +24,8 @@ from alerts.sdk.media import Media, safe_name
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
 from alerts.rules.engine import RunRules
 from alerts.rules.templates import clip_text, clip_title
-from alerts.sdk.raising import alert_row, console_notify, deliveries_for, rule_alert_op
+from alerts.sdk.raising import console_notify, deliveries_for, rule_alert_op
+from alerts.store.models import alert_row
 
 logger = logging.getLogger("alerts")
 

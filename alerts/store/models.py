@@ -99,6 +99,14 @@ class AlertRecord(SQLModel, table=True):
     step: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
 
 
+def alert_row(**columns) -> dict:
+    """An alerts-table row with every column present: a batch insert needs the same keys in every row."""
+    row = {"uid": None, "rule": None, "status": "firing", "metric": None, "value": None, "reason": None,
+           "step": None}
+    row.update(columns)
+    return row
+
+
 class DeliveryRecord(SQLModel, table=True):
     """The outbox: one row per (notification, channel), committed with the alert it belongs to.
 
