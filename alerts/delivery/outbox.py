@@ -58,15 +58,21 @@ def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease:
     with store.engine.connect() as conn:  # nothing due (most passes): no write lock taken
         if conn.execute(candidates).first() is None:
             return []
+    return _lease(store, owner, due, candidates, now + lease)
+
+
+def _lease(store: Store, owner: str, condition, candidates, until: float) -> list[DeliveryRecord]:
+    """Lease the rows ``candidates`` selects that still meet ``condition`` to ``owner`` until
+    ``until`` (a try counted); return them, oldest first."""
     with store.write_transaction() as conn:  # reads, then writes: the write lock first
         ids = list(conn.execute(candidates).scalars())
         if not ids:
             return []
-        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), due)
-                     .values(lease_until=now + lease, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
+        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), condition)
+                     .values(lease_until=until, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
         rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
                                                          DeliveryRecord.lease_owner == owner,
-                                                         DeliveryRecord.lease_until == now + lease)
+                                                         DeliveryRecord.lease_until == until)
                             .order_by(DeliveryRecord.id)).all()
     return [DeliveryRecord.model_validate(row._mapping) for row in rows]
 
@@ -80,18 +86,8 @@ def claim_riders(store: Store, owner: str, destination: str, group_key: str, now
     waiting = and_(DeliveryRecord.state == "pending", DeliveryRecord.next_attempt_at > now,
                    DeliveryRecord.destination == destination, DeliveryRecord.group_key == group_key,
                    or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
-    with store.write_transaction() as conn:  # reads, then writes: the write lock first
-        ids = list(conn.execute(select(DeliveryRecord.id).where(waiting).order_by(DeliveryRecord.id)
-                                .limit(limit)).scalars())
-        if not ids:
-            return []
-        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), waiting)
-                     .values(lease_until=now + lease, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
-        rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
-                                                         DeliveryRecord.lease_owner == owner,
-                                                         DeliveryRecord.lease_until == now + lease)
-                            .order_by(DeliveryRecord.id)).all()
-    return [DeliveryRecord.model_validate(row._mapping) for row in rows]
+    candidates = select(DeliveryRecord.id).where(waiting).order_by(DeliveryRecord.id).limit(limit)
+    return _lease(store, owner, waiting, candidates, now + lease)
 
 
 def renew(store: Store, owner: str, until: float) -> int:
