@@ -513,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", type=int, default=3, help="how many runs (default 3)")
     demo.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
     demo.set_defaults(func=cmd_demo)
+
+    from alerts.server.commands import add_commands  # the server's commands; their modules load lazily
+
+    add_commands(sub)
     return parser
 
 

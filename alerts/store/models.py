@@ -187,3 +187,35 @@ class LeaseRecord(SQLModel, table=True):
     until: float
     acquired_at: float
     renewed_at: float
+
+
+class UserRecord(SQLModel, table=True):
+    """A user of the server: owns runs (``runs.owner``), channels and silences. Admins see everything."""
+
+    __tablename__ = "users"
+
+    name: str = Field(primary_key=True, max_length=64)
+    is_admin: bool = False
+    created_at: float
+    disabled: bool = False
+
+
+class ApiKeyRecord(SQLModel, table=True):
+    """An API key of a user. Only the key's SHA-256 is stored: the key itself is shown once, when made.
+
+    Keys are 256 random bits, so a fast hash is enough (as GitHub's and Stripe's tokens are kept); a slow
+    password hash would cost every request a few hundred milliseconds for nothing. ``prefix`` (the key's
+    first characters) is what lists and ``alerts keys revoke`` show: enough to tell keys apart, useless to
+    an attacker.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str = Field(foreign_key="users.name", index=True)
+    prefix: str = Field(index=True)
+    key_hash: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    created_at: float
+    last_used_at: Optional[float] = None
+    revoked_at: Optional[float] = None
+    label: str = ""

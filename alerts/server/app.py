@@ -1,0 +1,55 @@
+"""``create_app``: the FastAPI application over one store.
+
+The app keeps what routes need on ``app.state``: ``settings``, ``store`` and ``clock`` (the one source
+of ``now``: tests pass a :class:`~alerts.clock.FakeClock`). The store is opened in the lifespan, so
+that importing this module or building the app touches no database.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Callable, Optional
+
+from fastapi import FastAPI
+
+from alerts import __version__
+from alerts import clock as _clock
+from alerts.server import errors
+from alerts.server.encoding import SafeJSONResponse
+from alerts.server.routes import health, me
+from alerts.settings import Settings, load_settings
+from alerts.store.db import Store, open_store
+
+logger = logging.getLogger("alerts.server")
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = None,
+               clock: Optional[Callable[[], float]] = None) -> FastAPI:
+    """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database."""
+    settings = settings if settings is not None else load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = store if store is not None else open_store(settings.resolved_database_url())
+        logger.info("alerts: serving the store %s", app.state.store.safe_url)
+        yield
+
+    app = FastAPI(
+        title="alerts",
+        version=__version__,
+        description="Self-hosted alerting for machine-learning training runs. Authenticate with "
+        "`Authorization: Bearer <API key>` (`alerts users add NAME` prints one).",
+        default_response_class=SafeJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock if clock is not None else _clock.now
+    if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
+        app.state.store = store
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(me.router, prefix=API_PREFIX)
+    return app
