@@ -1,8 +1,17 @@
 """``create_app``: the FastAPI application over one store.
 
-The app keeps what routes need on ``app.state``: ``settings``, ``store`` and ``clock`` (the one source
-of ``now``: tests pass a :class:`~alerts.clock.FakeClock`). The store is opened in the lifespan, so
-that importing this module or building the app touches no database.
+The app keeps what routes need on ``app.state`` (the seams between the server's modules):
+
+* ``settings``, ``store``, ``clock`` (the one source of ``now``: tests pass a
+  :class:`~alerts.clock.FakeClock`);
+* ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
+  reloads);
+* ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with (None: none);
+* ``wake_relay()``: called after outbox rows are committed (a no-op until a relay runs);
+* ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs).
+
+The store is opened in the lifespan, so that importing this module or building the app touches no
+database.
 """
 
 from __future__ import annotations
@@ -19,11 +28,17 @@ from alerts.server import errors
 from alerts.server.encoding import SafeJSONResponse
 from alerts.server.routes import health, me
 from alerts.settings import Settings, load_settings
+from alerts.delivery.embedded import channels_for
+from alerts.rules.active import active_rules
 from alerts.store.db import Store, open_store
 
 logger = logging.getLogger("alerts.server")
 
 API_PREFIX = "/api/v1"
+
+
+def _nothing() -> None:
+    pass
 
 
 def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = None,
@@ -34,6 +49,8 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
+        app.state.rules = active_rules(settings.rules, settings.dir)
+        app.state.channels = channels_for(settings)
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
         yield
 
@@ -47,6 +64,8 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     )
     app.state.settings = settings
     app.state.clock = clock if clock is not None else _clock.now
+    app.state.wake_relay = _nothing
+    app.state.tick_hooks = []
     if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
         app.state.store = store
     errors.install(app)
