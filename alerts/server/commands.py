@@ -1,4 +1,5 @@
-"""The server's commands: ``alerts serve``, ``alerts users add|list``, ``alerts keys create|revoke``.
+"""The server's commands: ``alerts serve``, ``alerts users add|list``, ``alerts keys create|revoke``,
+``alerts db upgrade``.
 
 Added to ``alerts``'s parser by :func:`add_commands`; the server's modules (FastAPI, uvicorn) are imported
 only when one of these commands runs, so the rest of the CLI starts as fast as before.
@@ -94,6 +95,22 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from alerts.store import migrate
+    from alerts.store.db import Store
+
+    store = Store(_settings(args).resolved_database_url(), migrate_schema=False)
+    try:
+        before, after = migrate.upgrade(store.engine)
+    finally:
+        store.dispose()
+    if before == after:
+        print(f"{store.safe_url}: already at revision {after}")
+    else:
+        print(f"{store.safe_url}: upgraded {before or 'made before migrations'} -> {after}")
+    return 0
+
+
 def add_commands(sub) -> None:
     """Add the server's commands to ``alerts``'s subparsers."""
     serve = sub.add_parser("serve", help="run the HTTP API server over the store",
@@ -123,3 +140,10 @@ def add_commands(sub) -> None:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by the prefix `alerts users list` shows")
     revoke.add_argument("prefix", metavar="PREFIX", help="the key's first 11 characters (ak_XXXXXXXX)")
     keys.set_defaults(func=cmd_keys)
+
+    db = sub.add_parser("db", help="schema migrations of the store",
+                        description="The store's schema is migrated (Alembic) when a script or the server "
+                        "opens it; `alerts db upgrade` does it on its own, e.g. before starting replicas.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    db_sub.add_parser("upgrade", help="migrate the store's schema to this version's head revision")
+    db.set_defaults(func=cmd_db)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from sqlalchemy import event, func, insert, inspect, text, update
+from sqlalchemy import event, func, insert, text, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, create_engine, select
 
-from alerts.store import jsoncodec
+from alerts.store import jsoncodec, migrate
 from alerts.store.models import AlertRecord, DeliveryRecord, HistoryChunk, MediaRecord, RunRecord
 
 # How long a SQLite writer waits for another process's transaction before giving up (milliseconds).
@@ -95,7 +95,7 @@ class Batch:
 class Store:
     """Tables and queries over one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
         self.url = url  # may hold a password: log safe_url instead
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -108,7 +108,8 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        self._create_schema()
+        if migrate_schema:
+            self._create_schema()
 
     @property
     def safe_url(self) -> str:
@@ -116,14 +117,11 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     def _create_schema(self) -> None:
-        # Tables all there (every start but the first): no lock, so that a store another program
-        # holds a write lock on does not stall init() here.
-        if set(SQLModel.metadata.tables) <= set(inspect(self.engine).get_table_names()):
-            return
-        # Processes starting together on an empty database take turns: each creates what is
-        # missing while holding the schema lock, so the next one finds the tables committed.
-        with schema_lock(self.engine) as conn:
-            SQLModel.metadata.create_all(conn)
+        # At the head revision (every start but the first after an upgrade): one query, no lock, so
+        # that a store another program holds a write lock on does not stall init() here. Otherwise the
+        # migrations run, processes starting together on one database taking turns (alerts/store/migrate.py).
+        if not migrate.is_current(self.engine):
+            migrate.upgrade(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -85,3 +85,13 @@ def test_oversized_and_malformed_bodies_are_4xx(client, make_user):
     big = client.post("/api/v1/me", headers={**auth(key), "Content-Type": "application/json"},
                       content=b"[" + b"0," * (5 * 1024 * 1024) + b"0]")
     assert big.status_code == 413
+
+
+def test_readiness_fails_while_the_schema_is_behind(client, server_store):
+    from sqlalchemy import text
+
+    with server_store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "alerts db upgrade" in answer.json()["checks"]["migrations"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store (see :mod:`alerts.store.migrate`). Revisions live in ``versions/``."""
