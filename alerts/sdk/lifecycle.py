@@ -72,14 +72,14 @@ def _hook_multiprocessing_exit() -> None:
 
 def _at_child_exit() -> None:
     # Called by multiprocessing from the `finally` around the target, so sys.exc_info() is what the
-    # target raised, if anything (SystemExit included: a sys.exit(n) inside it).
+    # target raised, if anything. A SystemExit is no failure in itself: as in the parent, the exit
+    # code is the one sys.exit() was called with.
     global _exiting
     exception = sys.exc_info()[1]
-    code = _exit_code
     if isinstance(exception, SystemExit):
-        exception, code = None, _code_of(exception.code)
+        exception = None
     _exiting = True
-    finish_live_runs(exception, code)
+    finish_live_runs(exception, _exit_code)
     worker.close_all()
     delivery.drain_all()
 
