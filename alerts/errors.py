@@ -7,7 +7,10 @@
         ├── UsageError        the API was called out of order: log() before init(), alert() after finish()
         │   └── RunInUseError init(id=X, resume=...) while another live process is writing run X
         ├── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
-        └── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
+        ├── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
+        ├── ConfigError       config.update() or config[k] = v changed a value without allow_val_change
+        └── CommError         wandb's name for a failed call to its server (never raised here; defined
+                              so that `except wandb.CommError` runs)
 
     UserWarning
     └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
@@ -41,3 +44,13 @@ class StoreUnavailable(Error):
 
 class AlertsWarning(UserWarning):
     """Something passed to alerts was skipped; the rest of the call went on."""
+
+
+class ConfigError(Error):
+    """A config value was changed without ``allow_val_change=True`` (wandb's rule: a config records
+    what a run was started with; a value that changes during training belongs in ``log()``)."""
+
+
+class CommError(Error):
+    """wandb's error for a failed call to its server. Nothing here talks to a server, so it is never
+    raised; it exists so that scripts which catch it run unchanged."""

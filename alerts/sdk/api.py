@@ -11,7 +11,6 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from sqlalchemy.exc import OperationalError
@@ -19,8 +18,10 @@ from sqlalchemy.exc import OperationalError
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
 from alerts.errors import StoreUnavailable, UsageError
-from alerts.sdk import claims, crashes, lifecycle
+from alerts.sdk import claims, crashes, lifecycle, noops
 from alerts.sdk.config import PreInit, config_dict
+from alerts.sdk.metrics import Metric
+from alerts.sdk.runsettings import from_settings
 from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
 from alerts.sdk.run import Run
 from alerts.sdk.worker import NEW_RUN, writer_for
@@ -40,9 +41,8 @@ MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "o
 DEFAULT_PROJECT = "uncategorized"
 # wandb.init() keywords that scripts pass and that have no meaning here: accepted and ignored.
 IGNORED_INIT_KEYWORDS = frozenset({
-    "settings", "save_code", "anonymous", "sync_tensorboard", "monitor_gym", "magic", "force",
-    "fork_from", "resume_from", "tensorboard", "allow_val_change", "config_exclude_keys",
-    "config_include_keys",
+    "save_code", "anonymous", "sync_tensorboard", "monitor_gym", "magic", "force",
+    "fork_from", "resume_from", "tensorboard", "config_exclude_keys", "config_include_keys",
 })
 
 _current: Optional[Run] = None
@@ -89,18 +89,29 @@ def init(
     dir: Optional[str] = None,
     mode: Optional[str] = None,
     reinit: Any = None,
+    settings: Any = None,
+    allow_val_change: Optional[bool] = None,
     **kwargs: Any,
 ) -> Run:
     """Start a run and make it the current one (``alerts.run``), as ``wandb.init``.
 
-    ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store under ``dir`` or
-    ``ALERTS_DIR``) or ``"disabled"`` (nothing is stored; every call is a cheap no-op). Without
-    ``mode``, ``ALERTS_MODE`` and then ``WANDB_MODE`` are read. ``entity`` is accepted and ignored:
-    runs belong to ``ALERTS_USER``. ``id`` (else ``WANDB_RUN_ID``) with ``resume="allow"``/
-    ``"must"``/``True`` (else ``WANDB_RESUME``) continues an earlier run, unless another live process
-    is writing it (:class:`~alerts.errors.RunInUseError`: one writer per run). If a run is current,
-    it is returned (``reinit="finish_previous"`` or ``True`` finishes it first; ``"create_new"``
-    starts another beside it).
+    ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store in ``ALERTS_DIR``) or
+    ``"disabled"`` (nothing is stored; every call is a cheap no-op). Each argument left out is taken
+    from ``settings`` (an :class:`alerts.Settings` or a dict, with wandb's names: ``run_name``,
+    ``run_group``, ...) and then from wandb's environment variables: ``WANDB_PROJECT``,
+    ``WANDB_NAME``, ``WANDB_RUN_ID``, ``WANDB_RESUME``, ``WANDB_RUN_GROUP``, ``WANDB_JOB_TYPE``,
+    ``WANDB_TAGS`` (comma-separated), ``WANDB_NOTES``, ``WANDB_MODE`` (after ``ALERTS_MODE``).
+
+    ``dir`` (and ``WANDB_DIR``) do not choose the store: scripts set them for their own outputs,
+    and every run of a machine goes to one store, ``ALERTS_DIR`` (default ``./.alerts``); set that
+    to keep runs apart. ``entity`` (and ``WANDB_ENTITY``) are ignored: runs belong to
+    ``ALERTS_USER``, whose channels get their alerts. ``allow_val_change=True`` lets the config's
+    values change later (see :class:`~alerts.sdk.config.Config`).
+
+    ``id`` with ``resume="allow"``/``"must"``/``True`` continues an earlier run, unless another live
+    process is writing it (:class:`~alerts.errors.RunInUseError`: one writer per run). If a run of
+    this process is current, it is returned (``reinit="finish_previous"`` or ``True`` finishes it
+    first; ``"create_new"`` starts another beside it); a forked child starts a run of its own.
 
     Ids, names and the project follow the rules in :mod:`alerts.sdk.names` (an id is 1-64 letters,
     digits, ``-`` or ``_``); one that breaks them is an :class:`~alerts.errors.InvalidArgument`.
@@ -108,40 +119,68 @@ def init(
     unknown = set(kwargs) - IGNORED_INIT_KEYWORDS
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    if _current is not None and not _current.finished:
+    if _current is not None and not _current.finished and _current._pid == os.getpid():
         if reinit in (None, False, "default", "return_previous"):
             return _current
         if reinit in (True, "finish_previous"):
             _current.finish()
+    given = from_settings(settings)
     config_values = _filter_config(config_dict(config), kwargs.get("config_include_keys"),
                                    kwargs.get("config_exclude_keys"))
-    project = check_project(project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT)
-    id, resume = _run_id_and_resume(id, resume)
-    name, group, job_type, notes = (check_text(name, "name"), check_text(group, "group"),
-                                    check_text(job_type, "job_type"), check_text(notes, "notes"))
+    env = os.environ
+    project = check_project(project or given.get("project") or env.get("WANDB_PROJECT") or DEFAULT_PROJECT)
+    id, resume = _run_id_and_resume(id if id is not None else given.get("run_id"),
+                                    resume if resume is not None else given.get("resume"))
+    name = check_text(name or given.get("run_name") or env.get("WANDB_NAME") or None, "name")
+    group = check_text(group or given.get("run_group") or env.get("WANDB_RUN_GROUP") or None, "group")
+    job_type = check_text(job_type or given.get("run_job_type") or env.get("WANDB_JOB_TYPE") or None, "job_type")
+    notes = check_text(notes or given.get("run_notes") or env.get("WANDB_NOTES") or None, "notes")
+    if tags is None:
+        tags = given.get("run_tags") or [t.strip() for t in env.get("WANDB_TAGS", "").split(",") if t.strip()]
     tags = check_tags(tags)
-    resolved_mode = _resolve_mode(mode)
+    if entity or given.get("entity") or env.get("WANDB_ENTITY"):
+        noops.warn_once("entity", "runs belong to ALERTS_USER (the owner whose channels get their alerts)")
+    extra = {"mode": None, "sweep_id": env.get("WANDB_SWEEP_ID") or given.get("sweep_id"),
+             "settings": settings if settings is not None else _default_settings()}
+    resolved_mode = _resolve_mode(mode or given.get("mode"))
+    extra["mode"] = resolved_mode
+    allow_changes = bool(allow_val_change or given.get("allow_val_change") or "ipykernel" in sys.modules)
     if resolved_mode == "disabled":
         run = Run(id=id or new_run_id(), name=name or "disabled-run", project=project, owner="",
                   config=config_values, group=group, job_type=job_type, tags=tags or (), notes=notes,
-                  on_finish=_on_finish)
+                  on_finish=_on_finish, **extra)
+        _allow_config_changes(run, allow_changes)
         _set_globals(run)
         return run
-    settings = load_settings(dir=Path(dir) if dir else None)
+    settings = load_settings()  # ALERTS_DIR, never dir=: one store unless the user asks otherwise
+    extra["server_url"] = settings.server_url
     try:
         run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
-                              notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
+                              notes=notes, group=group, job_type=job_type, run_id=id, resume=resume,
+                              extra=extra)
     except OperationalError as exc:  # raised before anything started: nothing to undo
         cause = getattr(exc, "orig", None) or exc
         raise StoreUnavailable(
             f"could not start the run: the store was locked past its busy timeout ({SQLITE_BUSY_TIMEOUT_MS // 1000} s "
             f"on SQLite) or could not be reached ({type(cause).__name__}: {redact(str(cause))})") from None
+    _allow_config_changes(run, allow_changes)
     _apply_rules(run, settings)
     _apply_delivery(run, settings)
     run._writer.attach(run)  # from now on the writer keeps its summary and heartbeat current
     lifecycle.register(run)
     _set_globals(run)
     return run
+
+
+def _default_settings() -> Any:
+    from alerts.sdk.runsettings import Settings as RunSettings
+
+    return RunSettings()
+
+
+def _allow_config_changes(run: Run, allow: bool) -> None:
+    if allow:
+        object.__setattr__(run.config, "_allow_val_change", True)
 
 
 def _run_id_and_resume(run_id: Optional[str], resume: Any) -> tuple[Optional[str], Any]:
@@ -163,6 +202,8 @@ def _apply_rules(run: Run, settings: Settings) -> None:
     if rules is not None and run._resumed:
         rules.restore_firing(run._writer.store.firing_rule_alerts(run.id))
     run.use_rules(rules, active.ruleset)
+    # A renamed or re-tagged run: its rules' selectors and templates see the new name and tags.
+    run._identity_changed = lambda: run.use_rules(_run_rules(active, run, run._rules), active.ruleset)
 
     writer = run._writer
     # The first check waits a full interval: never in the first moments of a run, nor in the exit
@@ -242,13 +283,13 @@ def _filter_config(values: dict, include: Optional[Iterable[str]], exclude: Opti
 
 def _start_embedded(settings: Settings, *, project: str, name: Optional[str], config: dict, tags: list,
                     notes: Optional[str], group: Optional[str], job_type: Optional[str],
-                    run_id: Optional[str], resume: Any) -> Run:
+                    run_id: Optional[str], resume: Any, extra: dict) -> Run:
     store = open_store(settings.resolved_database_url())
     writer = writer_for(store, settings.media_dir(), settings.flush_interval)
     now = _clock.now()
     common = dict(project=project, owner=settings.user, group=group, job_type=job_type, tags=tags,
                   notes=notes, dir=str(settings.dir), writer=writer, channel=ConsoleChannel(),
-                  on_finish=_on_finish)
+                  on_finish=_on_finish, **extra)
     if run_id is not None and store.get_run(run_id) is not None:
         return _resume_run(store, run_id, resume, name, config, now, common)
     if resume == "must":
@@ -260,9 +301,11 @@ def _start_embedded(settings: Settings, *, project: str, name: Optional[str], co
         "summary": "{}", "state": "running", "created_at": now, "updated_at": now, "heartbeat_at": now,
         "last_step": -1, "host": socket.gethostname(), "pid": os.getpid(),
     }
-    if run_id is None:
+    if run_id is None and not lifecycle.forked():
         writer.append((NEW_RUN, row))  # a fresh random id: written with the first batch, init() waits for nothing
-    elif not store.create_run(row):
+    elif not store.create_run(row) and run_id is not None:
+        # (A forked child writes its run at once: a child that ends in os._exit() right after
+        # init() still leaves its run in the store, where the crash check finds it.)
         # A given id is created now, in the store, so that of two processes starting it at once
         # exactly one creates it; the other resumes it (or finds it held) like any existing run.
         return _resume_run(store, run_id, resume, name, config, now, common)
@@ -322,13 +365,14 @@ def mark_preempting() -> None:
     _require_run("mark_preempting").mark_preempting()
 
 
-def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
-    """Accepted for wandb compatibility; does nothing yet."""
-    _require_run("define_metric")
+def define_metric(name: str, *args: Any, **kwargs: Any) -> Metric:
+    """Customise a metric's summary and x-axis on the current run (see :meth:`Run.define_metric`)."""
+    return _require_run("define_metric").define_metric(name, *args, **kwargs)
 
 
 def watch(*args: Any, **kwargs: Any) -> None:
-    """Accepted for wandb compatibility; gradients are not recorded."""
+    """A no-op: gradients and parameters are not recorded (a warning says so, once)."""
+    noops.warn_once("watch")
     return None
 
 

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional
 
-from alerts.errors import AlertsWarning, UsageError
+from alerts.errors import AlertsWarning, ConfigError, UsageError
 from alerts.sdk.convert import nesting_problem
 
 
@@ -121,15 +121,59 @@ class AttrDict:
 
 
 class Config(AttrDict):
-    """The run's hyper-parameters: ``config.lr``, ``config["lr"]``, ``config.update({...})``."""
+    """The run's hyper-parameters: ``config.lr``, ``config["lr"]``, ``config.update({...})``.
+
+    wandb's rule for changed values: setting a key that is already set to a different value raises
+    :class:`~alerts.errors.ConfigError` (and changes nothing) unless ``allow_val_change=True`` is
+    passed to ``update()``, or the run allows it (``init(allow_val_change=True)``, or a notebook).
+    Setting a key to the value it has is fine.
+    """
 
     _what = "config"
+    _allow_val_change = False
 
-    def update(self, data: Any = None, allow_val_change: bool = False, **kwargs: Any) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check_changes({key: value}, None)
+        super().__setitem__(key, value)
+
+    def update(self, data: Any = None, allow_val_change: Optional[bool] = None, **kwargs: Any) -> None:
         """Merge a dict or Namespace (and keyword arguments) into the config."""
-        self._data.update(config_dict(data))
-        self._data.update(storable(kwargs, self._what))
+        values = config_dict(data)
+        values.update(storable(kwargs, self._what))
+        self._check_changes(values, allow_val_change)
+        self._data.update(values)
         self._changed()
+
+    def _check_changes(self, values: Mapping, allow_val_change: Optional[bool]) -> None:
+        if allow_val_change or (allow_val_change is None and self._allow_val_change):
+            return
+        for key, value in values.items():
+            if key in self._data and not _same(self._data[key], value):
+                raise ConfigError(
+                    f'Attempted to change value of key "{key}" from {self._data[key]!r} to {value!r}\n'
+                    "If you really want to do this, pass allow_val_change=True to config.update()")
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Whether a config value is unchanged: by equality, or, for values that do not compare plainly
+    (numpy arrays, tensors), by their plain form."""
+    try:
+        return bool(old == new)
+    except Exception:  # an array compared with ==: ambiguous truth value
+        pass
+    try:
+        return _plain(old) == _plain(new)
+    except Exception:
+        return False
+
+
+def _plain(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 class Summary(AttrDict):

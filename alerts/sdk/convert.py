@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from alerts.errors import AlertsWarning
+from alerts.sdk.histogram import array_value
 from alerts.store.jsoncodec import MAX_DEPTH
 
 # Values one nested dict or list may hold in all, counted through shared references: a list that holds
@@ -133,22 +134,44 @@ def convert_value(value: Any, media_hook: MediaHook | None = None, key: str = ""
         if media_hook is None:
             raise UnstorableValue(f"{type(value).__name__} cannot be nested here")
         return media_hook(key, value)
+    if getattr(value, "_inline", False):  # a Histogram: kept in the row, as wandb keeps it
+        return value.to_json()
+    if getattr(value, "_unsupported", False):
+        raise UnstorableValue(f"wandb.{type(value).__name__} is not stored here")
     item = getattr(value, "item", None)
     if callable(item):
         # numpy scalars, 0-d arrays, one-element tensors. A tensor on a GPU is copied to the host here.
         try:
             return convert_value(item())
         except (ValueError, RuntimeError) as exc:
+            # Several elements: a list (up to 32) or a histogram, as wandb logs arrays and tensors.
+            whole = array_value(value)
+            if whole is not None:
+                return whole
             size = getattr(value, "shape", None)
             raise UnstorableValue(
                 f"a {type(value).__name__} of shape {tuple(size) if size is not None else '?'} is not "
-                "a single number (log one element, or a reduction such as .mean())"
+                "an array of numbers"
             ) from exc
     if isinstance(value, (list, tuple)):
-        if len(value) <= 10_000:
-            return [convert_value(v) for v in value]
-        raise UnstorableValue(f"a {type(value).__name__} of {len(value)} items is too long (max 10000)")
+        if len(value) > 10_000:
+            raise UnstorableValue(f"a {type(value).__name__} of {len(value)} items is too long (max 10000)")
+        if value and media_hook is not None and all(getattr(v, "_is_media", False) for v in value):
+            return media_list(value, media_hook, key)
+        return [convert_value(v) for v in value]
     raise UnstorableValue(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
+
+
+def media_list(items: Any, media_hook: MediaHook, key: str) -> Any:
+    """A list of media (``[Image, Image, ...]``, as wandb logs galleries): each kept as a file under
+    ``key``; the row holds ``{"_type": "<kind>-files", "count": n, "paths": [...]}`` when all are of
+    one kind, else the list of each one's placeholder."""
+    placeholders = [media_hook(key, item) for item in items]
+    kinds = {type(item).kind for item in items}
+    if len(kinds) == 1:
+        return {"_type": f"{kinds.pop()}-files", "count": len(placeholders),
+                "paths": [p.get("path") for p in placeholders]}
+    return placeholders
 
 
 def plain_cell(value: Any) -> Any:

@@ -9,6 +9,14 @@ Installed once per process at the first ``init()``:
   are flushed;
 - SIGTERM, when nobody else handles it: live runs are finished as ``killed`` (or ``preempted``), then
   the signal is delivered again with its default action, so the process still dies of SIGTERM.
+
+A forked child is a process of its own: the runs it inherits stay its parent's (what it logs to them
+is not stored, with a warning), and the runs it starts have their own writer, heartbeat and exit
+hooks. A ``multiprocessing`` child never runs ``atexit`` (it leaves through ``os._exit``), so there
+the same ending is hooked into multiprocessing's own exit (``multiprocessing.util.Finalize``), which
+runs whether the target returned, raised (the exception is read from ``sys.exc_info()``) or called
+``sys.exit``. A child that calls ``os._exit()`` itself runs no hook at all: its run stays
+``running`` until its heartbeat is two minutes old, and is then marked ``crashed`` (alerts/sdk/crashes.py).
 """
 
 from __future__ import annotations
@@ -30,13 +38,50 @@ _installed = False
 _exception: Optional[BaseException] = None
 _exit_code: Optional[int] = None
 _exiting = False
+_forked = False  # this process is a forked child of one that had imported alerts
+_child_hooked = False  # multiprocessing's exit runs _at_child_exit in this child
+
+# multiprocessing's exit hooks run in priority order, highest first: ours before its own clean-ups.
+CHILD_EXIT_PRIORITY = 10
 
 
 def register(run: Run) -> None:
     """Track a live run so the exit hooks can end it."""
     _install()
+    if _forked and not _child_hooked:
+        _hook_multiprocessing_exit()
     with _lock:
         _live[run.id] = run
+
+
+def forked() -> bool:
+    """Whether this process is a forked child (its runs are written at once by ``init()``)."""
+    return _forked
+
+
+def _hook_multiprocessing_exit() -> None:
+    """In a multiprocessing child, end the live runs when the child's target is done."""
+    global _child_hooked
+    _child_hooked = True
+    process = sys.modules.get("multiprocessing.process")
+    util = sys.modules.get("multiprocessing.util")
+    if process is None or util is None or process.parent_process() is None:
+        return  # os.fork() by hand: the child leaves through atexit like any process
+    util.Finalize(None, _at_child_exit, exitpriority=CHILD_EXIT_PRIORITY)
+
+
+def _at_child_exit() -> None:
+    # Called by multiprocessing from the `finally` around the target, so sys.exc_info() is what the
+    # target raised, if anything. A SystemExit is no failure in itself: as in the parent, the exit
+    # code is the one sys.exit() was called with.
+    global _exiting
+    exception = sys.exc_info()[1]
+    if isinstance(exception, SystemExit):
+        exception = None
+    _exiting = True
+    finish_live_runs(exception, _exit_code)
+    worker.close_all()
+    delivery.drain_all()
 
 
 def unregister(run: Run) -> None:
@@ -112,9 +157,17 @@ def _at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     # A forked child (a multiprocessing worker) inherits the parent's live runs but is not their
-    # writer: its exit or its SIGTERM (Pool.terminate) must not finish them, nor wait for them.
-    with _lock:
-        _live.clear()
+    # writer: its exit or its SIGTERM (Pool.terminate) must not finish them, nor wait for them, and
+    # what it logs to them would only pile up in a queue no thread drains. The lock is made anew:
+    # another thread of the parent may have held it at the fork.
+    global _lock, _forked, _child_hooked, _exception, _exit_code, _exiting
+    _lock = threading.RLock()
+    inherited = list(_live.values())
+    _live.clear()
+    for run in inherited:
+        run._orphan()
+    _forked, _child_hooked = True, False
+    _exception, _exit_code, _exiting = None, None, False
 
 
 if hasattr(os, "register_at_fork"):

@@ -87,6 +87,33 @@ class ApiRun:
             out.append(item)
         return out
 
+    def files(self) -> list[dict]:
+        """The files kept with the run (``save()``, and what the script wrote into ``run.dir``):
+        ``{"name", "file", "size"}`` each, the latest copy of each name."""
+        latest: dict[str, dict] = {}
+        for item in self.media():
+            if item["kind"] == "file":
+                latest[item["key"]] = {"name": item["key"], "file": item["file"], "size": item["meta"].get("size")}
+        return list(latest.values())
+
+    def logged_artifacts(self) -> list:
+        """The artifact versions this run logged, as :class:`alerts.Artifact`\\ s."""
+        from alerts.sdk.artifacts import Artifact
+        from alerts.store import artifacts as stored
+
+        return [Artifact._from_record(r, self._artifacts_root) for r in stored.logged_by(self._store, self.id)]
+
+    def used_artifacts(self) -> list:
+        """The artifact versions this run used."""
+        from alerts.sdk.artifacts import Artifact
+        from alerts.store import artifacts as stored
+
+        return [Artifact._from_record(r, self._artifacts_root) for r in stored.used_by(self._store, self.id)]
+
+    @property
+    def _artifacts_root(self) -> Path:
+        return self._media_root.parent / "artifacts"
+
     def load_table(self, key: str) -> dict:
         """The last ``Table`` logged under ``key``: ``{"columns": [...], "data": [[...]]}``."""
         tables = [m for m in self.media() if m["key"] == key and m["kind"] == "table"]
@@ -125,6 +152,19 @@ class Api:
         if order.lstrip("+") == "created_at":
             runs.reverse()  # the store returns newest first
         return runs
+
+    def artifact(self, name: str, type: Optional[str] = None) -> Any:
+        """A stored artifact version: ``"project/name:v1"``, ``"name:latest"``, ``"name:alias"``
+        (``name`` alone: the latest, in any project). A :class:`~alerts.errors.CommError` if there is none."""
+        from alerts.errors import CommError
+        from alerts.sdk.artifacts import Artifact, artifacts_root, parse_ref
+        from alerts.store import artifacts as stored
+
+        project, artifact_name, version = parse_ref(name, None)
+        record = stored.find_version(self._store, project, artifact_name, version)
+        if record is None or (type is not None and record.type != type):
+            raise CommError(f"artifact {name!r} not found in {self.settings.dir}")
+        return Artifact._from_record(record, artifacts_root(self.settings.dir))
 
     def run(self, path: str) -> ApiRun:
         """One run by ``id``, ``project/id``, ``owner/project/id`` or name."""

@@ -8,19 +8,25 @@ append one tuple to the background writer's deque. No lock, no I/O, no exception
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 import traceback
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from alerts import clock as _clock
 from alerts.channels.base import Notification
 from alerts.errors import AlertsWarning, UsageError
+from alerts.sdk import artifacts, files, noops
 from alerts.sdk.alerting import AlertThrottle, check_level, check_wait_duration
 from alerts.sdk.config import Config, Summary
 from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
+from alerts.sdk.metrics import Metric, MetricDefinitions
+from alerts.sdk.names import check_tags, check_text
 from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
 from alerts.rules.engine import RunRules
 from alerts.rules.templates import clip_text, clip_title
@@ -120,17 +126,31 @@ class Run:
         start_step: int = 0,
         clock: Optional[Callable[[], float]] = None,
         on_finish: Optional[Callable[["Run"], None]] = None,
+        mode: str = "online",
+        server_url: Optional[str] = None,
+        sweep_id: Optional[str] = None,
+        settings: Any = None,
     ) -> None:
         self.id = id
-        self.name = name
+        self._name = name
         self.project = project
         self.entity = owner
         self.group = group
         self.job_type = job_type
-        self.tags = tuple(tags)
-        self.notes = notes
-        self.dir = dir
+        self._tags = tuple(tags)
+        self._notes = notes
+        self._store_dir = Path(dir) if dir else None  # the store's folder (ALERTS_DIR): artifacts live there
+        self._files_dir: Optional[Path] = None  # run.dir, made on first use
         self.disabled = writer is None
+        self._mode = mode
+        self._server_url = server_url.rstrip("/") if server_url else None
+        self.sweep_id = sweep_id
+        self.settings = settings
+        self.starting_step = start_step
+        self._metrics: Optional[MetricDefinitions] = None  # set by the first define_metric()
+        self._saved = files.SavedFiles()
+        self._identity_changed: Optional[Callable[[], None]] = None  # set by init(): rules follow a rename
+        self._pid = os.getpid()  # a forked child's init() starts its own run rather than return this one
         self._writer = writer
         self._append = writer.append if writer is not None else _discard
         self._wake_if_long = writer.wake_if_long if writer is not None else _nothing
@@ -162,6 +182,102 @@ class Run:
         return f"{self.entity}/{self.project}/{self.id}"
 
     @property
+    def name(self) -> str:
+        """The run's display name; setting it stores the new name (and rules' templates use it)."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = check_text(str(value), "name")
+        self._store_identity({"name": self._name})
+
+    @property
+    def tags(self) -> tuple:
+        """The run's tags; setting them (any sequence of strings) stores them."""
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Sequence[str]) -> None:
+        self._tags = tuple(check_tags(value))
+        self._store_identity({"tags": list(self._tags)})
+
+    @property
+    def notes(self) -> Optional[str]:
+        """The run's notes; setting them stores them."""
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: Optional[str]) -> None:
+        self._notes = check_text(value, "notes")
+        self._store_identity({"notes": self._notes})
+
+    def _store_identity(self, fields: dict) -> None:
+        if self._finished:
+            raise self._finished_error("setting an attribute")
+        self._append((RUN_UPDATE, self.id, {**fields, "updated_at": self._clock()}))
+        if self._identity_changed is not None:
+            try:
+                self._identity_changed()
+            except Exception:  # a rule set that cannot follow must not cost the rename
+                logger.exception("alerts: could not update the rules of run %s after a change", self.id)
+
+    @property
+    def dir(self) -> str:
+        """The run's files folder (``<ALERTS_DIR>/media/<run id>/files``): what a script writes here is
+        kept with the run, as ``wandb.save`` keeps files (a temporary folder for a disabled run)."""
+        if self._files_dir is None:
+            if self._writer is not None:
+                folder = files.files_root(self._writer.media_root, self.id)
+            else:
+                folder = Path(tempfile.mkdtemp(prefix=f"alerts-{self.id}-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            self._files_dir = folder
+        return str(self._files_dir)
+
+    @property
+    def sync_dir(self) -> str:
+        """Where the run's files are (the same as ``dir`` here)."""
+        return self.dir
+
+    @property
+    def offline(self) -> bool:
+        """True for ``mode="offline"`` (both modes log to the same embedded store)."""
+        return self._mode == "offline"
+
+    @property
+    def resumed(self) -> bool:
+        """Whether ``init(resume=...)`` continued an earlier run."""
+        return self._resumed
+
+    @property
+    def start_time(self) -> float:
+        """When the run started (seconds since the epoch)."""
+        return self._start
+
+    @property
+    def url(self) -> Optional[str]:
+        """The run's page on the server (``ALERTS_SERVER_URL``); None without one, as wandb's
+        offline runs have none."""
+        return f"{self._server_url}/runs/{self.id}" if self._server_url else None
+
+    @property
+    def project_url(self) -> Optional[str]:
+        """The project's page on the server; None without ``ALERTS_SERVER_URL``."""
+        return f"{self._server_url}/projects/{self.project}" if self._server_url else None
+
+    @property
+    def sweep_url(self) -> Optional[str]:
+        """None: sweeps are not run here (see ``sweep_id``)."""
+        return None
+
+    @property
+    def config_static(self) -> Any:
+        """A read-only snapshot of the config, as wandb's ``run.config_static``."""
+        from types import MappingProxyType
+
+        return _StaticConfig(MappingProxyType(dict(self.config._data)))
+
+    @property
     def step(self) -> int:
         """The step the next commit will be logged at."""
         return self._step
@@ -187,7 +303,6 @@ class Run:
             raise self._finished_error("log")
         if type(data) is not dict and not isinstance(data, Mapping):  # the exact type first: the ABC check is slow
             raise TypeError(f"log() must be passed a dictionary, not {type(data).__name__}")
-        row = convert_row(data, self._media)
         if step is not None:
             step = _valid_step(step)
             if step is None:
@@ -206,6 +321,8 @@ class Run:
                 self._step = step
         elif commit is None:
             commit = True
+        # Converted once the step is settled: media files are recorded at the step of their row.
+        row = convert_row(data, self._media)
         if self._pending:
             self._pending.update(row)
         else:
@@ -219,6 +336,9 @@ class Run:
         now = self._clock()
         step = self._step
         rules = self._rules
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.sync_steps(row)  # define_metric(step_metric=...): the axis's last value joins the row
         transitions = None
         if rules is not None:
             # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
@@ -229,13 +349,32 @@ class Run:
         row["_step"] = step
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
-        self.summary._data.update(row)
+        if metrics is None:
+            self.summary._data.update(row)
+        else:
+            metrics.update_summary(row, self.summary._data)
         self._dirty = True
         self._append((HISTORY, self.id, row))
         self._step = step + 1
         if transitions:
             self._raise_rule_alerts(transitions)
         self._wake_if_long()
+
+    def _orphan(self) -> None:
+        """In a forked child: this run is the parent's, whose writer thread the child does not
+        have. What the child logs to it is dropped, with one warning, instead of piling up."""
+        warned = []
+
+        def dropped(_op: Any) -> None:
+            if not warned:
+                warned.append(True)
+                warnings.warn(f"alerts: a forked child process logged to run {self.id} of its parent; this is "
+                              "not stored (call alerts.init() in the child for a run of its own)",
+                              AlertsWarning, stacklevel=4)
+
+        self._append = dropped
+        self._wake_if_long = _nothing
+        self._writer = None
 
     def _finished_error(self, call: str) -> UsageError:
         return UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
@@ -350,12 +489,130 @@ class Run:
         self._preempting = True
         self._append((RUN_UPDATE, self.id, {"updated_at": self._clock()}))
 
-    def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """Accepted for wandb compatibility; axes and summaries are not customised yet."""
-        return None
+    def define_metric(self, name: str, step_metric: Any = None, step_sync: Optional[bool] = None,
+                      hidden: Optional[bool] = None, summary: Optional[str] = None, goal: Optional[str] = None,
+                      overwrite: Optional[bool] = None, **_ignored: Any) -> Metric:
+        """Customise how the metrics named ``name`` (exact, or a glob such as ``"val/*"``) are kept,
+        as ``wandb.define_metric``: ``summary`` (``"min"``, ``"max"``, ``"mean"``, ``"last"``,
+        ``"first"``, ``"best"`` with ``goal="minimize"|"maximize"``, ``"none"``, or several joined by
+        commas) makes the run's summary hold those aggregates (``{"min": ...}``) instead of the last
+        value; ``step_metric`` names the metric's x-axis, whose last value is added to every row that
+        logs the metric without it (``step_sync``, on by default)."""
+        if self._finished:
+            raise self._finished_error("define_metric")
+        if self._metrics is None:
+            self._metrics = MetricDefinitions()
+        return self._metrics.define(name, step_metric=step_metric, step_sync=step_sync, hidden=hidden,
+                                    summary=summary, goal=goal, overwrite=overwrite)
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
-        """Accepted for wandb compatibility (gradient histograms are not recorded)."""
+        """A no-op (gradient and parameter histograms are not recorded; log ``Histogram``\\ s yourself)."""
+        noops.warn_once("watch")
+        return None
+
+    def unwatch(self, *args: Any, **kwargs: Any) -> None:
+        """A no-op, as ``watch()`` is."""
+        return None
+
+    # -- files and artifacts ----------------------------------------------------------------------
+
+    def save(self, glob_str: Any = None, base_path: Any = None, policy: str = "live", glob: bool = True) -> Any:
+        """Keep files with the run, as ``wandb.save``: each file matching ``glob_str`` is copied into
+        the run's files (``run.dir``) now (``policy="now"``), at the end (``"end"``), or now and
+        again at the end if it changed (``"live"``). Returns the paths in ``run.dir``. Without
+        arguments (an old wandb idiom) it returns True: the run is always kept up to date."""
+        if glob_str is None:
+            return True
+        if self._finished:
+            raise self._finished_error("save")
+        return files.save(self, glob_str, base_path, policy, glob)
+
+    def restore(self, name: str, run_path: Optional[str] = None, replace: bool = False,
+                root: Optional[str] = None) -> Any:
+        """Open a file saved with this run (or the run ``run_path``), copied into ``root`` (default
+        ``run.dir``), as ``wandb.restore``."""
+        return files.restore(name, run_path=run_path or self.id, replace=replace, root=root or self.dir,
+                             store_dir=self._store_dir)
+
+    def log_artifact(self, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                     aliases: Optional[Sequence[str]] = None, tags: Optional[Sequence[str]] = None) -> Any:
+        """Store an :class:`~alerts.sdk.artifacts.Artifact` (or a file or folder) as the next version
+        of its name in this run's project, logged by this run (see :mod:`alerts.sdk.artifacts`)."""
+        if self._finished:
+            raise self._finished_error("log_artifact")
+        return artifacts.log_artifact(self, artifact_or_path, name=name, type=type, aliases=aliases)
+
+    def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[Sequence[str]] = None,
+                     use_as: Optional[str] = None) -> Any:
+        """The stored artifact ``"name"``, ``"name:v2"``, ``"name:alias"`` (or ``"project/name:..."``),
+        recorded as used by this run."""
+        if self._finished:
+            raise self._finished_error("use_artifact")
+        return artifacts.use_artifact(self, artifact_or_name, type=type, aliases=aliases)
+
+    def log_model(self, path: Any, name: Optional[str] = None, aliases: Optional[Sequence[str]] = None) -> Any:
+        """``log_artifact(path, name, type="model")``: a model file or folder kept as an artifact."""
+        if self._finished:
+            raise self._finished_error("log_model")
+        return artifacts.log_artifact(self, path, name=name or f"run-{self.id}-{Path(str(path)).name}",
+                                      type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """The folder of the stored model artifact ``name`` (recorded as used by this run)."""
+        return self.use_artifact(name).download()
+
+    def link_model(self, path: Any, registered_model_name: str, name: Optional[str] = None,
+                   aliases: Optional[Sequence[str]] = None) -> Any:
+        """``log_model(path, name, aliases)``; there is no model registry to link it to here (a warned no-op)."""
+        noops.warn_once("link_model")
+        return self.log_model(path, name=name, aliases=aliases)
+
+    def link_artifact(self, artifact: Any, target_path: str, aliases: Optional[Sequence[str]] = None) -> None:
+        """A no-op: there is no registry to link artifacts into (the artifact stays stored as logged)."""
+        noops.warn_once("link_artifact")
+        return None
+
+    def finish_artifact(self, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                        aliases: Optional[Sequence[str]] = None, distributed_id: Optional[str] = None) -> Any:
+        """``log_artifact``: artifacts are stored whole when logged, so there is nothing to finish."""
+        return self.log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
+
+    def upsert_artifact(self, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                        aliases: Optional[Sequence[str]] = None, distributed_id: Optional[str] = None) -> Any:
+        """``log_artifact``: each call stores a version (one with the same files is the same version)."""
+        return self.log_artifact(artifact_or_path, name=name, type=type, aliases=aliases)
+
+    def log_code(self, root: Any = ".", name: Optional[str] = None, include_fn: Any = None,
+                 exclude_fn: Any = None) -> Any:
+        """Store the source files under ``root`` (``*.py`` unless ``include_fn`` says otherwise) as a
+        ``code`` artifact, as wandb's ``run.log_code``."""
+        return artifacts.log_code(self, root, name=name, include_fn=include_fn, exclude_fn=exclude_fn)
+
+    # -- notebook and service odds and ends ---------------------------------------------------
+
+    def display(self, height: int = 420, hidden: bool = False) -> bool:
+        """False: there is no page to show in a notebook."""
+        return False
+
+    def to_html(self, height: int = 420, hidden: bool = False) -> str:
+        """A line of HTML naming the run (and linking to it, with a server)."""
+        import html
+
+        label = html.escape(f"{self.project}/{self.name} ({self.id})")
+        return f'<a href="{html.escape(self.url)}">{label}</a>' if self.url else f"<span>{label}</span>"
+
+    def status(self) -> None:
+        """A no-op: wandb asks its server how far the run is synced; here everything is local."""
+        noops.warn_once("Run.status")
+        return None
+
+    def pin_config_keys(self, keys: Sequence[str] = ()) -> None:
+        """A no-op: it pins keys in wandb's web page, which does not exist here."""
+        noops.warn_once("pin_config_keys")
+        return None
+
+    def write_logs(self, *args: Any, **kwargs: Any) -> None:
+        """A no-op: wandb's console capture. The script's own output is left alone."""
         return None
 
     def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None, *,
@@ -371,6 +628,11 @@ class Run:
             return
         if self._pending:
             self._commit()
+        if self._writer is not None:
+            try:  # files saved with policy "live"/"end", and what the script wrote into run.dir
+                files.at_finish(self)
+            except Exception:
+                logger.exception("alerts: run %s: could not keep its files", self.id)
         self._finished = True
         now = self._clock()
         if state is None:
@@ -403,3 +665,30 @@ class Run:
             state, code = end_state(self._preempting, exc, None)
             self.finish(exit_code=code, state=state, error=exc)
         return False
+
+
+class _StaticConfig:
+    """``run.config_static``: the config's values as attributes and items, read-only."""
+
+    def __init__(self, values: Mapping) -> None:
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("run.config_static is read-only")
+
+    __setitem__ = __setattr__
+
+    def keys(self):
+        return self._values.keys()
+
+    def __repr__(self) -> str:
+        return f"config_static({dict(self._values)!r})"

@@ -6,6 +6,7 @@ that a background thread can commit thousands of history rows at a time. Reads b
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -305,3 +306,17 @@ def forget_stores() -> None:
         for store in _stores.values():
             store.dispose()
         _stores.clear()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must not use its parent's pooled connections (SQLite handles and PostgreSQL
+    # sockets are not shareable across processes): its engines open their own, leaving the parent's
+    # to the parent (close=False).
+    global _stores_lock
+    _stores_lock = threading.Lock()
+    for store in _stores.values():
+        store.engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -219,3 +219,40 @@ class ApiKeyRecord(SQLModel, table=True):
     last_used_at: Optional[float] = None
     revoked_at: Optional[float] = None
     label: str = ""
+
+
+class ArtifactRecord(SQLModel, table=True):
+    """One version of an artifact (``log_artifact``): its files live in ``ALERTS_DIR/artifacts/path``.
+
+    Versions count per (project, name) from 0; logging the same files again (same ``digest``) is the
+    same version, as in wandb. ``aliases`` holds the user's aliases of this version (JSON list); an
+    alias names one version of a name at a time. ``latest`` is not stored: it is the highest version.
+    """
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_name_version", "project", "name", "version", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    project: str
+    name: str
+    version: int
+    type: str
+    digest: str
+    description: Optional[str] = Field(default=None, sa_column=Column(Text))
+    meta: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # the metadata dict, as JSON
+    aliases: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    manifest: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))  # [{path, size, md5}|{path, ref}]
+    path: str  # folder relative to ALERTS_DIR/artifacts
+    run_id: Optional[str] = Field(default=None, index=True)  # the run that logged it
+    created_at: float
+
+
+class ArtifactUseRecord(SQLModel, table=True):
+    """A run used an artifact version (``use_artifact``)."""
+
+    __tablename__ = "artifact_uses"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    artifact_id: int = Field(index=True)
+    created_at: float

@@ -27,8 +27,9 @@ CHILD = """
         job = json.loads(line)
         if job.get("url"):
             os.environ["ALERTS_DATABASE_URL"] = job["url"]
+        os.environ["ALERTS_DIR"] = job["dir"]  # the store is ALERTS_DIR's (init(dir=) does not pick it)
         try:
-            run = alerts.init(project="schema", dir=job["dir"], id=job["run_id"])
+            run = alerts.init(project="schema", id=job["run_id"])
             run.log({"x": 1.0})
             run.finish()
             print("ok", flush=True)
