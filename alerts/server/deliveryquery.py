@@ -19,6 +19,8 @@ def list_deliveries(store: Store, caller: Principal, *, state: Optional[str], us
     """Up to ``limit + 1`` deliveries, newest first, ids below ``after``."""
     query = select(DeliveryRecord)
     if not caller.is_admin:
+        if user is not None and user != caller.name:
+            return []  # another user's: as if they had none
         query = query.where(DeliveryRecord.user == caller.name)
     elif user is not None:
         query = query.where(DeliveryRecord.user == user)

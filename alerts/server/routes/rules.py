@@ -76,7 +76,7 @@ _BODY = {"requestBody": {"required": True, "description": "a rule file, as YAML 
 
 def _posted_text(raw: bytes, content_type: str) -> str:
     if len(raw) > MAX_RULE_FILE:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"a rule file is at most {MAX_RULE_FILE} bytes")
+        raise HTTPException(413, f"a rule file is at most {MAX_RULE_FILE} bytes")
     if content_type.split(";")[0].strip().lower() == "application/json":
         try:
             data = json.loads(raw)
@@ -107,6 +107,6 @@ def reload_rules(request: Request, caller: Principal = Depends(admin_user)) -> R
     active = request.app.state.rules
     if not active.load():
         errors = [rulecheck.split_error(line) for line in (active.last_error or "").splitlines() if line]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             {"message": "the rule files did not load; the rules in force stay", "errors": errors})
     return Reloaded(reloaded=True, generation=active.generation, rules=len(active.ruleset))
