@@ -34,7 +34,8 @@ class AlertFilter:
 
 def _visible(query, caller: Principal, owner: Optional[str]):
     if not caller.is_admin:
-        return query.where(RunRecord.owner == caller.name)
+        # Another user's runs (``owner=bob`` from alice): none, as if bob had no alerts.
+        return query.where(RunRecord.owner == caller.name, RunRecord.owner == (owner or caller.name))
     if owner is not None:
         return query.where(RunRecord.owner == owner)
     return query

@@ -116,6 +116,8 @@ def listing(store: Store, caller: Principal, *, now: float, state: str, user: Op
     ``state``: ``current`` (in force or to come), ``active``, ``pending``, ``expired`` or ``all``."""
     query = select(SilenceRecord)
     if not caller.is_admin:
+        if user is not None and user != caller.name:
+            return []  # another user's own silences: as if they had none
         query = query.where(or_(SilenceRecord.user.is_(None), SilenceRecord.user == caller.name))
     elif user is not None:
         query = query.where(SilenceRecord.user == user)

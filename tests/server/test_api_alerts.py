@@ -56,6 +56,7 @@ def test_filters_visibility_and_nan(backend_client):
     # Bob's run is in project vision too: alice never sees its alert, whatever she filters on.
     assert "bob's secret project" not in _titles(client.get("/api/v1/alerts?project=vision&level=INFO", headers=alice))
     assert _titles(client.get("/api/v1/alerts?run=b1", headers=alice)) == []
+    assert _titles(client.get("/api/v1/alerts?owner=bob", headers=alice)) == []
     nan_alert = client.get("/api/v1/alerts?status=firing&run=a1", headers=alice).json()["items"][0]
     assert nan_alert["value"] == "Infinity" and nan_alert["owner"] == "alice" and nan_alert["project"] == "vision"
     root = auth(keys["root"])

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from alerts.server import alertquery
 from alerts.server.accounts import Principal
 from alerts.server.auth import current_user, require_visible
+from alerts.server.encoding import NonFiniteFloat
 from alerts.server.pagination import Page, PageParams, page_of, page_params
 
 router = APIRouter(tags=["alerts"])
@@ -48,7 +49,7 @@ class AlertOut(BaseModel):
     rule: Optional[str] = None
     status: str
     metric: Optional[str] = None
-    value: Optional[float] = None
+    value: Optional[NonFiniteFloat] = None
     step: Optional[int] = None
     title: str
     text: str
