@@ -4,7 +4,8 @@ An alert's labels: ``rule`` (``alert`` for an explicit call), ``title``, ``level
 ``project``, ``group``, ``run`` (id), ``run_name``, ``metric``, ``status``. A silence mutes every
 delivery whose labels match all its matchers while ``starts_at <= now < ends_at``; the relay records
 such a delivery as ``suppressed`` with the silence that muted it. Matchers: ``name=value``,
-``name!=value``, ``name=~regex``, ``name!~regex`` (regexes match the whole value).
+``name!=value``, ``name=~regex``, ``name!~regex`` (regexes match the whole value, in RE2's syntax and
+linear time: :mod:`alerts.pipeline.regex`).
 
 A silence mutes everyone's deliveries (``user`` None: ``alerts silence add``, run by whoever runs the
 store, or an admin of the server), or only those to one user's channels (``user`` set: what a user
@@ -22,6 +23,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import select, update
 
+from alerts.pipeline import regex
 from alerts.store.db import Store
 from alerts.store.models import SilenceRecord
 
@@ -41,7 +43,10 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        try:
+            found = regex.fullmatch(self.value, actual)
+        except ValueError:  # stored before RE2 checked it: matches nothing rather than stall or crash
+            found = False
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
@@ -60,9 +65,9 @@ def parse_matcher(text: str) -> Matcher:
         value = value[1:-1]
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"bad regex in {text!r}: {exc}") from None
+            regex.compile_linear(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} in {text!r}") from None
     return Matcher(name, op, value)
 
 

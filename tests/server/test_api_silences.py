@@ -130,3 +130,23 @@ def test_bad_silences_are_422_naming_the_field(client, keys, body, field):
     answer = client.post("/api/v1/silences", headers=auth(keys["alice"]), json=body)
     assert answer.status_code == 422, answer.text
     assert any(field in map(str, entry["loc"]) for entry in answer.json()["detail"]), answer.text
+
+
+@pytest.mark.timeout(60)  # a backtracking engine would take years on these; RE2 takes microseconds
+def test_a_users_regex_cannot_stall_the_relay(client, app, keys, server_store, server_clock, slack):
+    """Bob's silence regexes are tried on every delivery to him, in the relay everyone's alerts go
+    through: exponential ((a+)+) and high-polynomial (.*a.*a...) patterns run in linear time."""
+    for pattern in ("(a+)+", "(a|aa)*c", ".*a.*a.*a.*a.*a.*a.*a.*a.*c"):
+        assert _silence(client, keys["bob"], f"title=~{pattern}").status_code == 201
+    add_run(server_store, "r1", "alice")
+    uid = add_alert(server_store, "r1", "alice", title="a" * 240 + "b", channels=app.state.channels,
+                    notify=["alice", "bob"], now=server_clock())
+    Relay(server_store, app.state.channels, app.state.settings, clock=server_clock, group_interval=0).run_once(
+        server_clock.advance(1))
+    assert {row.user: row.state for row in outbox.listing(server_store) if row.alert_uid == uid} == {
+        "alice": "sent", "bob": "sent"}
+
+
+def test_regex_syntax_a_linear_engine_cannot_run_is_refused(client, keys):
+    answer = _silence(client, keys["bob"], r"title=~(a)\1")
+    assert answer.status_code == 422 and "backreference" in answer.text
