@@ -38,7 +38,7 @@ class ServerChannels:
         self.channels = ChannelSet()  # the one object handed out; refreshed in place
         self.shadowed: dict[int, str] = {}  # API channel id -> why it is left out
         self._lock = threading.Lock()
-        self._fingerprint: Optional[tuple] = None
+        self._fingerprint: Optional[str] = None
         self._said: set[int] = set()
 
     @property

@@ -12,13 +12,15 @@ the key's separators.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import uuid
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -26,7 +28,7 @@ from alerts import logredact
 from alerts.channels.config import (ChannelSet, Destination, EmailChannel, SlackChannel, check_webhook_url,
                                     destinations_of)
 from alerts.store.db import Store
-from alerts.store.models import ChannelRecord
+from alerts.store.models import ChannelRecord, UserRecord
 
 # Letters, digits, space, '.', '_', '-': never '/' (the key's separator) or '<' (a per-address key's).
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
@@ -132,7 +134,7 @@ def create(store: Store, user: str, fields: dict, *, webhook_hosts: list[str], f
     settings, secrets = _split(config)
     logredact.register(*secrets.values())
     record = ChannelRecord(user=user, name=config.name, type=config.type, config=json.dumps(settings),
-                           secrets=json.dumps(secrets), created_at=now, updated_at=now)
+                           secrets=json.dumps(secrets), created_at=now, updated_at=now, etag=uuid.uuid4().hex)
     with Session(store.engine) as session:
         _ensure_free(session, files, user, config.name)
         session.add(record)
@@ -173,7 +175,7 @@ def update(store: Store, record: ChannelRecord, changes: dict, *, webhook_hosts:
         if config.name != current.name:
             _ensure_free(session, files, current.user, config.name, exclude_id=current.id)
         current.name, current.config, current.secrets = config.name, json.dumps(settings), json.dumps(secrets)
-        current.updated_at = now
+        current.updated_at, current.etag = now, uuid.uuid4().hex
         session.add(current)
         try:
             session.commit()
@@ -202,11 +204,20 @@ def all_records(store: Store, user: Optional[str] = None) -> list[ChannelRecord]
         return list(session.execute(query).scalars().all())
 
 
-def fingerprint(store: Store) -> tuple:
-    """Changes whenever a channel is made, changed or deleted (a cheap query: one row)."""
-    query = select(func.count(), func.max(ChannelRecord.id), func.max(ChannelRecord.updated_at))
+def user_exists(store: Store, name: str) -> bool:
+    """Whether the server has a user ``name`` (an admin makes channels only for users that exist)."""
+    with Session(store.engine) as session:
+        return session.get(UserRecord, name) is not None
+
+
+def fingerprint(store: Store) -> str:
+    """Changes whenever a channel is made, changed or deleted: a digest of every row's id and etag
+    (two short columns a row: cheap for the few channels users make)."""
+    digest = hashlib.sha256()
     with store.engine.connect() as conn:
-        return tuple(conn.execute(query).one())
+        for channel_id, etag in conn.execute(select(ChannelRecord.id, ChannelRecord.etag).order_by(ChannelRecord.id)):
+            digest.update(f"{channel_id}:{etag};".encode())
+    return digest.hexdigest()
 
 
 def destinations(record: ChannelRecord) -> list[Destination]:

@@ -243,3 +243,6 @@ class ChannelRecord(SQLModel, table=True):
     secrets: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     created_at: float
     updated_at: float
+    # A new random value at every write: what tells another replica that the channel changed (a
+    # timestamp would not: replicas' clocks differ, and SQLite may give a deleted id to a new row).
+    etag: str = ""

@@ -204,6 +204,7 @@ def test_isolation_bob_cannot_see_change_test_or_delete_alices_channels(client, 
     root = auth(keys["root"])
     assert {c["user"] for c in client.get("/api/v1/channels", headers=root).json()["items"]} == {"alice"}
     assert client.post("/api/v1/channels?user=bob", headers=root, json=_slack_body(slack, "bob-hook")).status_code == 201
+    assert client.post("/api/v1/channels?user=ghost", headers=root, json=_slack_body(slack, "g")).status_code == 422
 
 
 def test_secrets_never_reach_the_log_of_a_live_server(live_server, channel_dir, slack):

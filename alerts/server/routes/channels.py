@@ -229,6 +229,9 @@ def create_channel(request: Request, body: ChannelIn, user: Optional[str] = Quer
     if user is not None and user != caller.name:
         if not caller.is_admin:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin makes channels for another user")
+        if not channelstore.user_exists(request.app.state.store, user):
+            raise _unprocessable([{"loc": ["query", "user"], "msg": f"no user {user!r} (alerts users add {user})",
+                                   "type": "value_error"}])
         owner = user
     registry = _registry(request)
     try:
