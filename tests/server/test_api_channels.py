@@ -86,7 +86,11 @@ def test_create_list_update_delete_with_the_webhook_never_shown(client, keys, sl
     assert moved.status_code == 200 and moved.json()["name"] == "pager"
     got = client.get(f"/api/v1/channels/{channel['id']}", headers=alice)
     assert got.status_code == 200 and got.json()["min_level"] == "ERROR"
-    responses = [made, renamed, moved, got, client.get("/api/v1/channels", headers=alice)]
+    slack.fail_next("alice-new-hook", status=500)  # slack_sdk logs the request URL at DEBUG, and errors
+    tested = client.post(f"/api/v1/channels/{channel['id']}/test", headers=alice)
+    assert tested.status_code == 200 and tested.json()["results"][0]["ok"] is False
+    assert any("slack_sdk" in record.name for record in caplog.records)  # the library did log the request
+    responses = [made, renamed, moved, got, tested, client.get("/api/v1/channels", headers=alice)]
     assert client.delete(f"/api/v1/channels/{channel['id']}", headers=alice).status_code == 204
     assert client.get(f"/api/v1/channels/{channel['id']}", headers=alice).status_code == 404
     for answer in responses:
