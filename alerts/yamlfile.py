@@ -110,6 +110,12 @@ def read_yaml(path: Path, errors: list[str]) -> Optional[tuple[yaml.Node, Any]]:
     except UnicodeDecodeError as exc:
         errors.append(describe_decode_error(path, exc))
         return None
+    return parse_yaml(text, path, errors)
+
+
+def parse_yaml(text: str, path: Path, errors: list[str]) -> Optional[tuple[yaml.Node, Any]]:
+    """``(node tree, data)`` of YAML text read from ``path`` (only named in errors), or None with the
+    problem appended to ``errors``: :func:`read_yaml` for text that is not in a file (posted to the API)."""
     try:
         # Composed for the lines and constructed apart: constructing merges ``<<`` keys into the
         # node tree, which would make an overridden default look like a duplicate key.

@@ -145,13 +145,25 @@ def destinations_of(user: str, channels: list) -> list[Destination]:
 
 @dataclass
 class ChannelSet:
-    """Every user's channels."""
+    """Every user's channels.
+
+    A long-lived process (the server) changes its set in place with :meth:`replace`, so that whoever
+    holds it (the relay) sees the new channels; ``generation`` counts the changes.
+    """
 
     users: dict[str, list[Destination]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    generation: int = 0
 
     def of(self, user: str) -> list[Destination]:
         return self.users.get(user, [])
+
+    def replace(self, other: "ChannelSet") -> None:
+        """Take ``other``'s channels (each attribute swapped whole: a reader in another thread sees
+        the old set or the new one) and count a generation."""
+        self.users = other.users
+        self.files = other.files
+        self.generation += 1
 
     def by_key(self, key: str) -> Optional[Destination]:
         """The destination filed under ``key``. A multi-address email channel's own key (rows queued

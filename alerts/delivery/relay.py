@@ -76,6 +76,13 @@ def make_sender(destination: Destination, settings: Settings):
     return EmailSender(settings, config.to)
 
 
+def _judgeable(channels: ChannelSet) -> set[str]:
+    """The destination keys of a channel set. A multi-address email channel's own key is judged too:
+    rows queued under it before each address had a row of its own go to the whole channel
+    (ChannelSet.by_key)."""
+    return {key for destinations in channels.users.values() for d in destinations for key in {d.key, d.channel_key}}
+
+
 class Relay:
     """Empties the outbox of one store into the channels of a :class:`ChannelSet`.
 
@@ -96,11 +103,10 @@ class Relay:
         self._clock = clock if clock is not None else _clock.now
         self._sender_factory = sender_factory
         self._senders: dict[str, object] = {}
-        # Destinations this relay can send to: those of its channel files whose sender builds.
-        # A multi-address email channel's own key is judged too: rows queued under it before each
-        # address had a row of its own go to the whole channel (ChannelSet.by_key).
-        self._judged = {key for destinations in channels.users.values() for d in destinations
-                        for key in {d.key, d.channel_key}}
+        self._configs: dict[str, object] = {}  # the channel config each sender was built from
+        # Destinations this relay can send to: those of its channel set whose sender builds.
+        self._judged = _judgeable(channels)
+        self._generation = channels.generation
         self._reported: set[str] = set()  # destinations whose rows we leave alone, said once each
         self._host = socket.gethostname()
         self._tag = uuid.uuid4().hex[:6]
@@ -116,8 +122,24 @@ class Relay:
 
     @property
     def judged(self) -> frozenset:
-        """The destinations this relay can send to (rows for others are left to a relay that can)."""
+        """The destinations this relay can send to (rows for others are left to a relay that can);
+        changes of its channel set are adopted at the start of each pass."""
         return frozenset(self._judged)
+
+    def _follow_channels(self) -> None:
+        """Adopt the channel set's changes (the server's API changes it in place): judge its new
+        destinations, and drop the senders built for channels that changed or went, so that a
+        webhook replaced through the API is never sent to again."""
+        if self.channels.generation == self._generation:
+            return
+        self._generation = self.channels.generation
+        self._judged = _judgeable(self.channels)
+        current = {d.key: d.config for destinations in self.channels.users.values() for d in destinations}
+        for key in list(self._senders):
+            if key not in current or self._configs.get(key) != current[key]:
+                self._senders.pop(key, None)
+                self._configs.pop(key, None)
+        self._reported -= self._judged
 
     # -- one pass -----------------------------------------------------------------------------------
 
@@ -128,6 +150,7 @@ class Relay:
         is given: then the whole pass happens at ``now`` (tests).
         """
         with self._lock:
+            self._follow_channels()
             clock = self._clock if now is None else (lambda: now)
             now = clock()
             if now - self._maintained_at >= MAINTENANCE_EVERY:
@@ -172,7 +195,7 @@ class Relay:
             return rows
         kept, muted = [], defaultdict(list)
         for row in rows:
-            by = silence.muting(silences, json.loads(row.payload), now)
+            by = silence.muting(silences, json.loads(row.payload), now, recipient=row.user)
             if by is None:
                 kept.append(row)
             else:
@@ -233,6 +256,7 @@ class Relay:
         sender = self._senders.get(key)
         if sender is None:
             sender = self._senders.setdefault(key, self._sender_factory(destination, self.settings))
+            self._configs[key] = destination.config
         return sender
 
     def _send_destination(self, key: str, groups: dict, token: str, clock: Callable[[], float]) -> None:
@@ -318,6 +342,7 @@ class Relay:
                     if destination.key not in self._senders:
                         try:
                             self._senders[destination.key] = self._sender_factory(destination, self.settings)
+                            self._configs[destination.key] = destination.config
                         except Exception:
                             pass
 

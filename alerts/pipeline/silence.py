@@ -4,7 +4,14 @@ An alert's labels: ``rule`` (``alert`` for an explicit call), ``title``, ``level
 ``project``, ``group``, ``run`` (id), ``run_name``, ``metric``, ``status``. A silence mutes every
 delivery whose labels match all its matchers while ``starts_at <= now < ends_at``; the relay records
 such a delivery as ``suppressed`` with the silence that muted it. Matchers: ``name=value``,
-``name!=value``, ``name=~regex``, ``name!~regex`` (regexes match the whole value).
+``name!=value``, ``name=~regex``, ``name!~regex`` (regexes match the whole value, in RE2's syntax and
+linear time: :mod:`alerts.pipeline.regex`).
+
+A silence mutes everyone's deliveries (``user`` None: ``alerts silence add``, run by whoever runs the
+store, or an admin of the server), or only those to one user's channels (``user`` set: what a user
+makes through the server's API). One user's silence never mutes what another user is sent: a
+silence is "I don't want to hear about this", and only the store's operator or an admin may say it
+for everybody.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import select, update
 
+from alerts.pipeline import regex
 from alerts.store.db import Store
 from alerts.store.models import SilenceRecord
 
@@ -35,7 +43,10 @@ class Matcher:
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        try:
+            found = regex.fullmatch(self.value, actual)
+        except ValueError:  # stored before RE2 checked it: matches nothing rather than stall or crash
+            found = False
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
@@ -54,9 +65,9 @@ def parse_matcher(text: str) -> Matcher:
         value = value[1:-1]
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"bad regex in {text!r}: {exc}") from None
+            regex.compile_linear(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} in {text!r}") from None
     return Matcher(name, op, value)
 
 
@@ -76,26 +87,32 @@ class Silence:
     ends_at: float
     created_by: str
     comment: str
+    user: Optional[str] = None  # None: everyone's deliveries; else only those to this user's channels
+    created_at: Optional[float] = None
 
-    def mutes(self, labels: dict, now: float) -> bool:
+    def mutes(self, labels: dict, now: float, recipient: Optional[str] = None) -> bool:
+        """Whether it mutes, at ``now``, a delivery of an alert with ``labels`` to ``recipient``."""
+        if self.user is not None and recipient != self.user:
+            return False
         return self.starts_at <= now < self.ends_at and all(m.matches(labels) for m in self.matchers)
 
 
-def _from_record(record: SilenceRecord) -> Silence:
+def from_record(record: SilenceRecord) -> Silence:
     matchers = tuple(Matcher(**m) for m in json.loads(record.matchers))
-    return Silence(record.id, matchers, record.starts_at, record.ends_at, record.created_by, record.comment)
+    return Silence(record.id, matchers, record.starts_at, record.ends_at, record.created_by, record.comment,
+                   record.user, record.created_at)
 
 
 def add(store: Store, matchers: Iterable[Matcher], starts_at: float, ends_at: float, created_by: str,
-        comment: str, now: float) -> int:
-    """Create a silence; returns its id."""
+        comment: str, now: float, user: Optional[str] = None) -> int:
+    """Create a silence; returns its id. ``user``: mute only the deliveries to that user's channels."""
     matchers = list(matchers)
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
     if ends_at <= starts_at:
         raise ValueError("a silence must end after it starts")
     record = SilenceRecord(matchers=json.dumps([m.__dict__ for m in matchers]), starts_at=starts_at, ends_at=ends_at,
-                           created_by=created_by, comment=comment, created_at=now)
+                           created_by=created_by, comment=comment, created_at=now, user=user)
     from sqlmodel import Session
 
     with Session(store.engine) as session:
@@ -110,7 +127,14 @@ def listing(store: Store, now: float, include_expired: bool = False) -> list[Sil
     if not include_expired:
         query = query.where(SilenceRecord.ends_at > now)
     with store.engine.connect() as conn:
-        return [_from_record(SilenceRecord.model_validate(row._mapping)) for row in conn.execute(query).all()]
+        return [from_record(SilenceRecord.model_validate(row._mapping)) for row in conn.execute(query).all()]
+
+
+def get(store: Store, silence_id: int) -> Optional[Silence]:
+    """One silence by id, expired or not; None if there is none."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(SilenceRecord).where(SilenceRecord.id == silence_id)).first()
+    return None if row is None else from_record(SilenceRecord.model_validate(row._mapping))
 
 
 def active(store: Store, now: float) -> list[Silence]:
@@ -125,7 +149,7 @@ def expire(store: Store, silence_id: int, now: float) -> bool:
     return bool(result.rowcount)
 
 
-def muting(silences: list[Silence], payload: dict, now: float) -> Optional[Silence]:
-    """The first silence that mutes a delivery, or None."""
+def muting(silences: list[Silence], payload: dict, now: float, recipient: Optional[str] = None) -> Optional[Silence]:
+    """The first silence that mutes a delivery (of ``payload``, to ``recipient``'s channel), or None."""
     labels = labels_of(payload)
-    return next((s for s in silences if s.mutes(labels, now)), None)
+    return next((s for s in silences if s.mutes(labels, now, recipient)), None)

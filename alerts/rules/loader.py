@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from alerts.rules.schema import KINDS, RuleFile
 from alerts.rules.templates import FIELDS_BY_KIND, Template, TemplateError
-from alerts.yamlfile import line_of, read_yaml, validation_errors
+from alerts.yamlfile import line_of, parse_yaml, read_yaml, validation_errors
 
 DEFAULT_TITLES = {
     "threshold": "{rule}: {metric} {condition} in {run.name}",
@@ -103,7 +103,18 @@ def _describe(loc: tuple, data: Any) -> tuple[tuple, str]:
 
 def load_file(path: Path, errors: list[str]) -> list[LoadedRule]:
     """The rules of one file; problems are appended to ``errors`` (nothing is raised)."""
-    read = read_yaml(path, errors)
+    return _load(path, read_yaml(path, errors), errors)
+
+
+def load_text(text: str, name: Path, errors: list[str]) -> list[LoadedRule]:
+    """The rules of a rule file's text (errors name ``name`` as the file): what ``load_file`` does,
+    for a file posted to the server rather than read from disk. Names used twice are errors too."""
+    rules = _load(name, parse_yaml(text, name, errors), errors)
+    _unique_names(rules, errors)
+    return rules
+
+
+def _load(path: Path, read, errors: list[str]) -> list[LoadedRule]:
     if read is None:
         return []
     root, data = read
@@ -135,13 +146,7 @@ def load_file(path: Path, errors: list[str]) -> list[LoadedRule]:
     return loaded
 
 
-def load_rules(paths: Iterable[Union[str, Path]]) -> RuleSet:
-    """Load every rule file under ``paths``; :class:`RuleLoadError` lists every problem found."""
-    errors: list[str] = []
-    files = rule_files(paths)
-    rules: list[LoadedRule] = []
-    for path in files:
-        rules += load_file(path, errors)
+def _unique_names(rules: list[LoadedRule], errors: list[str]) -> None:
     seen: dict[str, str] = {}
     for loaded in rules:
         name = loaded.rule.name
@@ -149,6 +154,16 @@ def load_rules(paths: Iterable[Union[str, Path]]) -> RuleSet:
             errors.append(f"{loaded.source}: rule {name!r}: name: already used at {seen[name]} (names are unique)")
         else:
             seen[name] = loaded.source
+
+
+def load_rules(paths: Iterable[Union[str, Path]]) -> RuleSet:
+    """Load every rule file under ``paths``; :class:`RuleLoadError` lists every problem found."""
+    errors: list[str] = []
+    files = rule_files(paths)
+    rules: list[LoadedRule] = []
+    for path in files:
+        rules += load_file(path, errors)
+    _unique_names(rules, errors)
     if errors:
         raise RuleLoadError(errors)
     return RuleSet(rules, files)

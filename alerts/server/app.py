@@ -6,7 +6,9 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
   :class:`~alerts.clock.FakeClock`);
 * ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
   reloads);
-* ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with (None: none);
+* ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with: the channel
+  files' and those made through the API, one object refreshed in place when they change
+  (``server_channels``: :class:`~alerts.server.channelset.ServerChannels`, ``.refresh()``);
 * ``wake_relay()``: called after outbox rows are committed (a no-op until a relay runs);
 * ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs).
 
@@ -24,11 +26,11 @@ from fastapi import FastAPI
 
 from alerts import __version__
 from alerts import clock as _clock
-from alerts.server import errors
+from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
-from alerts.server.routes import health, me
+from alerts.server.routes import alerts as alerts_routes
+from alerts.server.routes import channels, deliveries, health, me, rules, silences
 from alerts.settings import Settings, load_settings
-from alerts.delivery.embedded import channels_for
 from alerts.rules.active import active_rules
 from alerts.store.db import Store, open_store
 
@@ -50,7 +52,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
         app.state.rules = active_rules(settings.rules, settings.dir)
-        app.state.channels = channels_for(settings)
+        channelset.install(app, settings, app.state.store)  # app.state.channels: files' and API's
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
         yield
 
@@ -71,4 +73,9 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(me.router, prefix=API_PREFIX)
+    app.include_router(alerts_routes.router, prefix=API_PREFIX)
+    app.include_router(silences.router, prefix=API_PREFIX)
+    app.include_router(rules.router, prefix=API_PREFIX)
+    app.include_router(channels.router, prefix=API_PREFIX)
+    app.include_router(deliveries.router, prefix=API_PREFIX)
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -168,6 +168,9 @@ class SilenceRecord(SQLModel, table=True):
     created_by: str
     comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: float
+    # Whose deliveries it mutes: None, everyone's (``alerts silence add``, an admin through the API);
+    # a user name, only the deliveries to that user's channels (a user's own silence through the API).
+    user: Optional[str] = Field(default=None, index=True)
 
 
 class LeaseRecord(SQLModel, table=True):
@@ -256,3 +259,27 @@ class ArtifactUseRecord(SQLModel, table=True):
     run_id: str = Field(index=True)
     artifact_id: int = Field(index=True)
     created_at: float
+
+
+class ChannelRecord(SQLModel, table=True):
+    """A channel a user made through the API (beside the read-only ones of ``channels/*.yaml``).
+
+    ``config`` holds the channel's settings without its secrets (JSON); ``secrets`` holds the secret
+    fields (a Slack ``webhook_url``) apart, so that nothing that lists or logs channels reads them
+    by accident: the API never returns them (write-only) and the relay reads them to send.
+    """
+
+    __tablename__ = "api_channels"
+    __table_args__ = (UniqueConstraint("user", "name", name="uq_api_channels_user_name"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str = Field(index=True)
+    name: str  # unique per user, among their API and file channels: the destination key is user/name
+    type: str  # slack | email
+    config: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    secrets: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    created_at: float
+    updated_at: float
+    # A new random value at every write: what tells another replica that the channel changed (a
+    # timestamp would not: replicas' clocks differ, and SQLite may give a deleted id to a new row).
+    etag: str = ""

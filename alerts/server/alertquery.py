@@ -1,0 +1,114 @@
+"""Reading alerts for the API: filters, visibility (the run's owner, or an admin), keyset pages.
+
+An alert belongs to its run's owner. Lists are newest first by id; the page's cursor is the last id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy import select
+
+from alerts.server.accounts import Principal
+from alerts.store.db import Store
+from alerts.store.models import AlertRecord, DeliveryRecord, RunRecord
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What to list; None leaves a filter out. ``since``/``until``: created at or after / before."""
+
+    project: Optional[str] = None
+    run: Optional[str] = None
+    rule: Optional[str] = None
+    level: Optional[str] = None
+    status: Optional[str] = None
+    source: Optional[str] = None
+    outcome: Optional[str] = None
+    owner: Optional[str] = None
+    since: Optional[float] = None
+    until: Optional[float] = None
+
+
+def _visible(query, caller: Principal, owner: Optional[str]):
+    if not caller.is_admin:
+        # Another user's runs (``owner=bob`` from alice): none, as if bob had no alerts.
+        return query.where(RunRecord.owner == caller.name, RunRecord.owner == (owner or caller.name))
+    if owner is not None:
+        return query.where(RunRecord.owner == owner)
+    return query
+
+
+def _row(alert: AlertRecord, run: RunRecord) -> dict:
+    return {**alert.model_dump(), "project": run.project, "run_name": run.name, "owner": run.owner,
+            "run_group": run.group}
+
+
+def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, after: Optional[int]) -> list[dict]:
+    """Up to ``limit + 1`` alerts the caller may see, matching ``f``, newest first, ids below ``after``."""
+    query = select(AlertRecord, RunRecord).join(RunRecord, RunRecord.id == AlertRecord.run_id)
+    query = _visible(query, caller, f.owner)
+    conditions = {
+        RunRecord.project: f.project, AlertRecord.run_id: f.run, AlertRecord.rule: f.rule,
+        AlertRecord.level: f.level, AlertRecord.status: f.status, AlertRecord.source: f.source,
+        AlertRecord.outcome: f.outcome,
+    }
+    for column, value in conditions.items():
+        if value is not None:
+            query = query.where(column == value)
+    if f.since is not None:
+        query = query.where(AlertRecord.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(AlertRecord.created_at < f.until)
+    if after is not None:
+        query = query.where(AlertRecord.id < after)
+    query = query.order_by(AlertRecord.id.desc()).limit(limit + 1)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [_row(AlertRecord.model_validate(_alert_part(r)), RunRecord.model_validate(_run_part(r))) for r in rows]
+
+
+def _alert_part(row) -> dict:
+    return {c.key: row._mapping[c] for c in AlertRecord.__table__.columns}
+
+
+def _run_part(row) -> dict:
+    return {c.key: row._mapping[c] for c in RunRecord.__table__.columns}
+
+
+def get_alert(store: Store, alert_id: int) -> Optional[dict]:
+    """One alert with its run's identity, or None."""
+    query = select(AlertRecord, RunRecord).join(RunRecord, RunRecord.id == AlertRecord.run_id).where(
+        AlertRecord.id == alert_id)
+    with store.engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return _row(AlertRecord.model_validate(_alert_part(row)), RunRecord.model_validate(_run_part(row)))
+
+
+def deliveries_of(store: Store, uid: Optional[str], caller: Principal) -> list[dict]:
+    """The deliveries of an alert the caller may see (theirs; an admin: all), oldest first."""
+    if not uid:
+        return []
+    query = select(DeliveryRecord).where(DeliveryRecord.alert_uid == uid).order_by(DeliveryRecord.id)
+    if not caller.is_admin:
+        query = query.where(DeliveryRecord.user == caller.name)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [delivery_view(DeliveryRecord.model_validate(row._mapping)) for row in rows]
+
+
+def delivery_view(record: DeliveryRecord) -> dict:
+    """A delivery as the API shows it: its row without the payload, plus the alert's title and run."""
+    data = record.model_dump(exclude={"payload", "lease_owner", "lease_until"})
+    try:
+        payload = json.loads(record.payload)
+    except ValueError:
+        payload = {}
+    data["title"] = payload.get("title")
+    data["run_id"] = payload.get("run_id")
+    data["project"] = payload.get("project")
+    return data
