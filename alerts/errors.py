@@ -7,7 +7,8 @@
         ├── UsageError        the API was called out of order: log() before init(), alert() after finish()
         │   └── RunInUseError init(id=X, resume=...) while another live process is writing run X
         ├── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
-        └── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
+        ├── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
+        └── AuthenticationError  the server refused the API key (login(), or init() in remote mode)
 
     UserWarning
     └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
@@ -37,6 +38,11 @@ class StoreUnavailable(Error):
     """``init()`` could not read or write the store it needs to start a run (an explicit run id is
     created or claimed at once): the database was locked past its busy timeout, or unreachable.
     Nothing was started."""
+
+
+class AuthenticationError(Error):
+    """The server answered 401/403 to the API key: ``login()`` or ``init()`` in remote mode. (Once a
+    run is started, a refused key never raises: its data is kept on disk for ``alerts sync``.)"""
 
 
 class AlertsWarning(UserWarning):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
 from alerts.errors import StoreUnavailable, UsageError
-from alerts.sdk import claims, crashes, lifecycle
+from alerts.sdk import claims, crashes, credentials, lifecycle
 from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
 from alerts.sdk.run import Run
@@ -93,7 +93,8 @@ def init(
 ) -> Run:
     """Start a run and make it the current one (``alerts.run``), as ``wandb.init``.
 
-    ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store under ``dir`` or
+    ``mode`` is ``"online"`` (to the server of ``ALERTS_URL``/``ALERTS_API_KEY`` or ``alerts login``
+    when there is one, else like offline), ``"offline"`` (the embedded store under ``dir`` or
     ``ALERTS_DIR``) or ``"disabled"`` (nothing is stored; every call is a cheap no-op). Without
     ``mode``, ``ALERTS_MODE`` and then ``WANDB_MODE`` are read. ``entity`` is accepted and ignored:
     runs belong to ``ALERTS_USER``. ``id`` (else ``WANDB_RUN_ID``) with ``resume="allow"``/
@@ -128,6 +129,16 @@ def init(
         _set_globals(run)
         return run
     settings = load_settings(dir=Path(dir) if dir else None)
+    server = _server(settings) if resolved_mode == "online" else None
+    if server is not None:
+        from alerts.sdk.remote_init import start_remote  # httpx and the remote writer: only when used
+
+        run = start_remote(settings, server, project=project, name=name, config=config_values, tags=tags,
+                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume,
+                           on_finish=_on_finish)
+        lifecycle.register(run)
+        _set_globals(run)
+        return run
     try:
         run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
                               notes=notes, group=group, job_type=job_type, run_id=id, resume=resume)
@@ -142,6 +153,12 @@ def init(
     lifecycle.register(run)
     _set_globals(run)
     return run
+
+
+def _server(settings: Settings) -> Optional[credentials.Remote]:
+    """The server to log to (``ALERTS_URL``/``ALERTS_API_KEY``, else ``alerts login``'s), or None."""
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    return credentials.resolve(settings.url, key)
 
 
 def _run_id_and_resume(run_id: Optional[str], resume: Any) -> tuple[Optional[str], Any]:
@@ -334,9 +351,18 @@ def watch(*args: Any, **kwargs: Any) -> None:
 
 def login(key: Optional[str] = None, host: Optional[str] = None, relogin: Optional[bool] = None,
           **kwargs: Any) -> bool:
-    """Accepted for wandb compatibility: the embedded store needs no login, and this never prompts.
+    """Log in to a server, as ``wandb.login``: check ``key`` with it and store both for later runs.
 
-    Returns True. (A server's API key is read from ``ALERTS_API_KEY``.)
+    ``host`` defaults to ``ALERTS_URL``, else the server stored last. The key is checked with
+    ``GET /api/v1/me`` and stored in the user's credentials file (mode 0600,
+    :mod:`alerts.sdk.credentials`); later ``init()`` calls log to that server. A refused key is an
+    :class:`~alerts.errors.AuthenticationError`; an unreachable server an :class:`~alerts.errors.Error`.
+    Without ``key`` this does nothing (the embedded store needs no login) and never prompts. Returns True.
     """
+    if key is None:
+        return True
+    from alerts.sdk import login as _login
+
+    _login.login(key, host)
     return True
 
