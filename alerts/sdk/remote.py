@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -62,6 +63,8 @@ FLUSH_RETRY_MAX = 1.0
 AUTH_RETRY = 60.0
 # How often a writer looks for spools left by earlier processes (seconds).
 ORPHAN_SCAN_EVERY = 60.0
+# The longest wait_duration sent (the server takes finite values only).
+CENTURY = 100 * 365 * 86400.0
 # Default bound of one run's spool folder (ALERTS_SPOOL_MAX_BYTES).
 SPOOL_MAX_BYTES = 1 << 30
 
@@ -359,8 +362,8 @@ class RemoteWriter:
         return barriers
 
     def _explicit_summary(self, log: RunLog) -> Optional[dict]:
-        """The summary keys the user set (all of them, current values) if any was set since the
-        last batch; None otherwise."""
+        """The summary keys the user set since the last batch, with their current values (the server
+        applies them after the batch's rows); None if none."""
         run = log.run
         if run is None or run is STARTING:
             return None
@@ -369,9 +372,8 @@ class RemoteWriter:
         if not touched:
             return None
         object.__setattr__(summary, "_touched", set())
-        log.explicit_summary |= touched
         data = summary._data
-        return {key: data[key] for key in list(log.explicit_summary) if key in data}
+        return {key: data[key] for key in touched if key in data} or None
 
     def _form_items(self, log: RunLog, acc: _Accum, summary: Optional[dict]) -> None:
         if log.finished:
@@ -391,13 +393,21 @@ class RemoteWriter:
             if body != b"{}":
                 log.add(BATCH, body, rows=len(chunk), alerts=len(acc.alerts) if last else 0)
         if acc.finish is not None:
-            log.add(FINISH, _finish_body(acc.finish, log, summary))
+            log.add(FINISH, _finish_body(acc.finish))
 
     def _row_payload(self, log: RunLog, row: dict) -> dict:
-        """A logged row in the contract's shape: ``{"step", "time", "values"}`` (``_runtime`` stays a
-        value, as in the embedded history)."""
+        """A logged row in the contract's shape: ``{"step", "time", "values"}``. The server adds
+        ``_runtime`` (from ``time``) itself; a ``_timestamp`` the script logged that is not a finite
+        number stays a value, and the row's time is now."""
         step = row.pop("_step")
+        row.pop("_runtime", None)
         when = row.pop("_timestamp", None)
+        if type(when) is not float or not math.isfinite(when):
+            if type(when) is int and not isinstance(when, bool) and abs(when) < 2**53:
+                when = float(when)
+            else:
+                row["_timestamp"] = when
+                when = self._clock()
         if len(row) > MAX_KEYS_PER_ROW:
             if not log.warned_keys:
                 log.warned_keys = True
@@ -552,9 +562,12 @@ class RemoteWriter:
 
 
 def _alert_payload(row: dict) -> dict:
-    """An explicit alert as the contract sends it, from the alert record ``Run.alert`` made."""
+    """An explicit alert as the contract sends it, from the alert record ``Run.alert`` made (a
+    ``wait_duration`` the server cannot take, negative or infinite, is sent as 0 or a century)."""
+    wait = row["wait_duration"]
+    wait = 0.0 if not wait > 0 else min(wait, CENTURY)
     return {"title": row["title"], "text": row["text"], "level": row["level"],
-            "wait_duration": row["wait_duration"], "created_at": row["created_at"], "step": row["step"],
+            "wait_duration": wait, "created_at": row["created_at"], "step": row["step"],
             "suppressed": row["reason"] if row["outcome"] == "suppressed" else None}
 
 
@@ -583,15 +596,11 @@ def _batch_body(rows: list, alerts, config: Optional[dict], summary: Optional[di
     return ("{" + ",".join(parts) + "}").encode()
 
 
-def _finish_body(fields: dict, log: RunLog, summary: Optional[dict]) -> bytes:
+def _finish_body(fields: dict) -> bytes:
     body = {"state": fields["state"], "exit_code": fields.get("exit_code")}
     for key in ("error_type", "error_text"):
         if fields.get(key) is not None:
             body[key] = fields[key]
-    run = log.run
-    if run is not None and run is not STARTING and log.explicit_summary:
-        data = run.summary._data
-        body["summary"] = {key: data[key] for key in log.explicit_summary if key in data}
     return _dumps(body).encode()
 
 

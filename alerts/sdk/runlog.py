@@ -42,7 +42,6 @@ class RunLog:
         self.run: Any = None  # the live Run, while it logs (None for a leftover spool being replayed)
         self.finished = False  # its finish item has been formed
         self.last_contact = 0.0  # writer clock: the last request the server accepted for this run
-        self.explicit_summary: set = set()  # summary keys the user has set
         self.warned_keys = False
         if spool is not None:
             self.items.extend(spool.items())

@@ -252,9 +252,10 @@ class FakeIngest:
         seq = body.get("seq")
         if not isinstance(seq, int) or seq < 1:
             return 422, {"detail": [{"loc": ["body", "seq"], "msg": "must be an integer >= 1"}]}
+        problem = _batch_problem(body)
+        if problem:
+            return 422, {"detail": [{"loc": ["body"], "msg": problem}]}
         rows = body.get("rows") or []
-        if len(rows) > 10_000:
-            return 413, {"detail": "more than 10000 rows in one batch"}
         if seq <= run.last_seq:
             run.seqs.append((seq, False))
             return 200, {"seq": seq, "stored": False, "last_seq": run.last_seq}
@@ -269,3 +270,31 @@ class FakeIngest:
         run.summary.update(body.get("summary") or {})
         run.last_seq = seq
         return 200, {"seq": seq, "stored": True, "last_seq": seq}
+
+
+_BATCH_FIELDS = {"seq", "rows", "config", "summary", "alerts"}
+_ALERT_FIELDS = {"title", "text", "level", "wait_duration", "created_at", "step", "suppressed"}
+
+
+def _batch_problem(body: dict) -> Optional[str]:
+    """What the contract (and the real server's models: unknown fields forbidden) refuses in a batch."""
+    if set(body) - _BATCH_FIELDS:
+        return f"unknown fields {sorted(set(body) - _BATCH_FIELDS)}"
+    rows = body.get("rows") or []
+    if len(rows) > 10_000:
+        return "more than 10000 rows"
+    for i, row in enumerate(rows):
+        if set(row) != {"step", "time", "values"}:
+            return f"row {i}: fields {sorted(row)}"
+        if not isinstance(row["step"], int) or row["step"] < 0 or (i and row["step"] <= rows[i - 1]["step"]):
+            return f"row {i}: step {row['step']!r}"
+        if not isinstance(row["time"], (int, float)) or row["time"] != row["time"] or abs(row["time"]) == float("inf"):
+            return f"row {i}: time {row['time']!r}"
+        if len(row["values"]) > 1000:
+            return f"row {i}: more than 1000 keys"
+    for alert in body.get("alerts") or []:
+        if set(alert) - _ALERT_FIELDS or alert.get("level") not in ("INFO", "WARN", "ERROR"):
+            return f"alert {alert!r}"
+        if not 0 <= alert.get("wait_duration", 60) < float("inf"):
+            return "alert wait_duration"
+    return None
