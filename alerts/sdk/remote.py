@@ -311,11 +311,12 @@ class RemoteWriter:
 
     def _cycle(self) -> None:
         now = self._clock()
-        barriers = self._form(now)
-        self._pump(now)
-        self._commit_late = False
-        self._barriers.extend(barriers)
-        self._settle(now)
+        self._barriers.extend(self._form(now))
+        try:
+            self._pump(now)
+            self._commit_late = False
+        finally:  # a waiter is released (or keeps waiting) whatever the pump met
+            self._settle(now)
 
     def _form(self, now: float) -> list[_Barrier]:
         """Drain the queue and turn it into items of the runs' logs; returns the barriers drained."""

@@ -13,7 +13,7 @@ import pytest
 import alerts
 from alerts.errors import AlertsWarning, AuthenticationError, UsageError
 from alerts.sdk import ingest, remote
-from remote_helpers import retry_now, spooled, wait_until, writer_of
+from remote_helpers import KEY, retry_now, spooled, wait_until, writer_of
 
 
 def test_a_run_reaches_the_server_whole(online, store_dir):
@@ -300,3 +300,31 @@ def test_backoff_doubles_with_jitter_up_to_its_cap_and_honours_retry_after():
     assert remote.backoff(1, None, rand=lambda: 0.0) == 0.375 and remote.backoff(1, None, rand=lambda: 1.0) == 0.625
     assert remote.backoff(1, 7.0) == 7.0 and remote.backoff(1, 600.0) == remote.BACKOFF_MAX
     assert remote.backoff(5, None, cap=1.0, rand=lambda: 0.5) == 1.0
+
+
+def test_a_script_that_raises_ends_its_remote_run_failed_with_the_traceback(fake, run_script):
+    done = run_script("""
+        import alerts
+        alerts.init(project="p", id="crashy")
+        for step in range(3):
+            alerts.log({"loss": float(step)})
+        raise RuntimeError("boom at step 3")
+    """, env={"ALERTS_URL": fake.url, "ALERTS_API_KEY": KEY})
+    assert done.returncode == 1 and "boom at step 3" in done.stderr
+    stored = fake.runs["crashy"]
+    assert fake.steps("crashy") == [0, 1, 2]
+    assert stored.state == "failed" and stored.finishes[0]["error_type"] == "RuntimeError"
+    assert "boom at step 3" in stored.finishes[0]["error_text"]
+
+
+def test_a_script_that_never_calls_finish_is_finished_at_exit(fake, run_script):
+    done = run_script("""
+        import alerts
+        alerts.init(project="p", id="no-finish")
+        alerts.log({"loss": 1.0})
+        alerts.alert("last words", "sent at exit")
+    """, env={"ALERTS_URL": fake.url, "ALERTS_API_KEY": KEY}, check=True)
+    assert done.returncode == 0
+    stored = fake.runs["no-finish"]
+    assert stored.state == "finished" and fake.steps("no-finish") == [0]
+    assert [a["title"] for a in stored.alerts] == ["last words"]
