@@ -30,6 +30,9 @@ class Remote(NamedTuple):
     url: str
     api_key: str
 
+    def __repr__(self) -> str:  # never the key, wherever this ends up printed
+        return f"Remote(url={self.url!r}, api_key=<redacted>)"
+
 
 def path() -> Path:
     """The credentials file."""

@@ -432,6 +432,11 @@ class RemoteWriter:
             for log in logs:
                 if log.send(self._client, self._rejected):
                     log.last_contact = now
+                if log.server_dropped > log.server_dropped_told:
+                    logger.warning("alerts: run %s: the server did not store %d rows logged at steps it already "
+                                   "had (a run resumed while the server was unreachable starts at step 0: pass "
+                                   "step= to log())", log.run_id, log.server_dropped - log.server_dropped_told)
+                    log.server_dropped_told = log.server_dropped
             self._heartbeats(logs, now)
         except IngestError as exc:
             self._went_down(exc, now)

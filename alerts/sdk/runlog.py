@@ -43,6 +43,8 @@ class RunLog:
         self.finished = False  # its finish item has been formed
         self.last_contact = 0.0  # writer clock: the last request the server accepted for this run
         self.warned_keys = False
+        self.server_dropped = 0  # rows the server did not store: at or below a step it already had
+        self.server_dropped_told = 0
         if spool is not None:
             self.items.extend(spool.items())
             self.offset = spool.offset
@@ -176,7 +178,9 @@ class RunLog:
         elif item.kind == BATCH:
             if self.offset is None:
                 raise IngestError(f"run {self.run_id} was never created on the server", REJECT)
-            client.send_batch(self.run_id, with_seq(body, item.index + self.offset))
+            answer = client.send_batch(self.run_id, with_seq(body, item.index + self.offset))
+            if isinstance(answer, dict) and answer.get("dropped_rows"):
+                self.server_dropped += int(answer["dropped_rows"])
         else:
             client.finish(self.run_id, body)
 

@@ -260,6 +260,8 @@ class FakeIngest:
             run.seqs.append((seq, False))
             return 200, {"seq": seq, "stored": False, "last_seq": run.last_seq}
         run.seqs.append((seq, True))
+        kept = [row for row in rows if row["step"] > run.last_step]  # as the server: a lower step is dropped
+        dropped, rows = len(rows) - len(kept), kept
         run.rows.extend(rows)
         run.alerts.extend(body.get("alerts") or [])
         if body.get("config") is not None:
@@ -269,7 +271,7 @@ class FakeIngest:
             run.last_step = max(run.last_step, row["step"])
         run.summary.update(body.get("summary") or {})
         run.last_seq = seq
-        return 200, {"seq": seq, "stored": True, "last_seq": seq}
+        return 200, {"seq": seq, "stored": True, "last_seq": seq, "dropped_rows": dropped}
 
 
 _BATCH_FIELDS = {"seq", "rows", "config", "summary", "alerts"}

@@ -170,6 +170,25 @@ def test_a_run_resumed_while_the_server_is_down_is_numbered_after_what_it_stored
     assert stored.creates == 2 and stored.state == "finished"
 
 
+def test_rows_the_server_drops_as_old_steps_are_reported(online, clock, caplog):
+    fake = online
+    first = alerts.init(project="p", id="again")
+    for step in range(10):
+        alerts.log({"loss": float(step)})
+    first.finish()
+    remote.close_all(timeout=1)
+    fake.stop()
+    second = alerts.init(project="p", id="again", resume="allow")  # cannot learn the last step
+    for step in range(5):
+        alerts.log({"loss": float(step)})
+    fake.start()
+    retry_now(second, clock)
+    with caplog.at_level(logging.WARNING, logger="alerts"):
+        second.finish()
+    assert fake.steps("again") == list(range(10))
+    assert any("did not store 5 rows" in r.getMessage() for r in caplog.records)
+
+
 def test_finish_while_down_says_what_is_left_and_the_next_run_sends_it(online, clock, store_dir, caplog):
     fake = online
     run = alerts.init(project="p")
