@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 
 from alerts import clock as _clock
 from alerts.errors import RunInUseError
-from alerts.sdk.ingest import AUTH, IngestClient, IngestError, key_id
+from alerts.sdk.ingest import AUTH, REJECT, IngestClient, IngestError, key_id
 from alerts.sdk.runlog import RunLog
 from alerts.sdk.spool import BATCH, CREATE, FINISH, folders
 from alerts.sdk.worker import (ALERT, BARRIER, DROP_WARNING_EVERY, HEARTBEAT_EVERY, HISTORY, MAX_PENDING_ROWS,
@@ -156,8 +156,10 @@ class RemoteWriter:
         be replaying them already; they are sent before anything the run logs), or a fresh one that
         :meth:`add_log` hands to the thread once init() has created the run. Raises
         :class:`~alerts.errors.RunInUseError` if another process holds the run's spool."""
-        with self._logs_lock:
-            log = self._logs.get(run_id)
+        with self._logs_lock, self._live_lock:
+            if run_id in self._live or (run_id in self._logs and self._logs[run_id].run is STARTING):
+                raise RunInUseError(f"run {run_id} is already logging in this process")
+            log = self._logs.get(run_id)  # an ended run's, or leftovers being replayed: continued
             if log is None:
                 log = RunLog.claim(self.spool_root, run_id)
                 if log is None and (self.spool_root / run_id).exists():
@@ -166,8 +168,6 @@ class RemoteWriter:
                 if log is None:
                     return RunLog(run_id, self.spool_root, self.meta(run_id))
                 self._logs[run_id] = log
-            elif log.run is not None and log.run is not STARTING:
-                raise RunInUseError(f"run {run_id} is already logging in this process")
             log.run = STARTING  # the thread must not let it go before the run attaches
             return log
 
@@ -458,7 +458,7 @@ class RemoteWriter:
                 try:
                     self._client.heartbeat(log.run_id)
                 except IngestError as exc:
-                    if exc.verdict != "reject":
+                    if exc.verdict != REJECT:
                         raise
                     logger.debug("alerts: heartbeat of run %s refused: %s", log.run_id, exc)
                 log.last_contact = now

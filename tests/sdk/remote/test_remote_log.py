@@ -349,3 +349,22 @@ def test_a_script_that_never_calls_finish_is_finished_at_exit(fake, run_script):
     stored = fake.runs["no-finish"]
     assert stored.state == "finished" and fake.steps("no-finish") == [0]
     assert [a["title"] for a in stored.alerts] == ["last words"]
+
+
+def test_a_run_ended_while_the_server_is_down_can_be_resumed_in_the_same_process(online, clock):
+    fake = online
+    first = alerts.init(project="p", id="twice")
+    alerts.log({"loss": 1.0})
+    fake.stop()
+    alerts.log({"loss": 2.0})
+    first.finish(timeout=1)  # its end waits in the spool
+    second = alerts.init(project="p", id="twice", resume="allow")
+    alerts.log({"loss": 3.0}, step=2)
+    with pytest.raises(UsageError):
+        alerts.init(project="p", id="twice", resume="allow", reinit="create_new")  # one writer per run
+    fake.start()
+    retry_now(second, clock)
+    second.finish()
+    stored = fake.runs["twice"]
+    assert fake.steps("twice") == [0, 1, 2] and stored.state == "finished"
+    assert [f["state"] for f in stored.finishes] == ["finished", "finished"] and stored.creates == 2
