@@ -517,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     from alerts.server.commands import add_commands  # the server's commands; their modules load lazily
 
     add_commands(sub)
+    from alerts.remote_cli import add_commands as add_remote_commands  # login, sync
+
+    add_remote_commands(sub)
     return parser
 
 

@@ -9,8 +9,9 @@
         ├── InvalidArgument   an init() argument the store cannot keep (also a ValueError): a bad run id
         ├── StoreUnavailable  init() could not reach the store, or lock it to create or claim run X
         ├── ConfigError       config.update() or config[k] = v changed a value without allow_val_change
-        └── CommError         wandb's name for a failed call to its server (never raised here; defined
-                              so that `except wandb.CommError` runs)
+        ├── CommError         wandb's name for a failed call to its server (never raised here; defined
+        │                     so that `except wandb.CommError` runs)
+        └── AuthenticationError  the server refused the API key (login(), or init() in remote mode)
 
     UserWarning
     └── AlertsWarning         a value that could not be stored, a step that went backwards: the call
@@ -40,6 +41,11 @@ class StoreUnavailable(Error):
     """``init()`` could not read or write the store it needs to start a run (an explicit run id is
     created or claimed at once): the database was locked past its busy timeout, or unreachable.
     Nothing was started."""
+
+
+class AuthenticationError(Error):
+    """The server answered 401/403 to the API key: ``login()`` or ``init()`` in remote mode. (Once a
+    run is started, a refused key never raises: its data is kept on disk for ``alerts sync``.)"""
 
 
 class AlertsWarning(UserWarning):

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # How long sent and suppressed outbox rows (and dead ones) are kept before a relay deletes them:
     # a duration (30m, 12h, 7d, 2w). Pending rows are never deleted.
     retention: str = "7d"
+    # Remote mode: the most bytes one run's spool folder (ALERTS_DIR/spool/<run>) may hold while the
+    # server is unreachable; past it the oldest history rows are dropped (counted, with a warning).
+    spool_max_bytes: int = Field(default=1 << 30, gt=0)
 
     @field_validator("retention")
     @classmethod

@@ -17,6 +17,13 @@ loop's time spent in calls over 100 µs, and how many calls took over 10 ms (a s
 thread). A control loop (a dict update in place of ``log()``) in a child of its own shows what the
 machine alone does to the tail: the figures mean little on a loaded machine unless it stays flat.
 
+Remote mode (``--remote``, on by default): the same per-call and loop measurements with the script
+logging to a real ``alerts serve`` (SQLite, in a temp folder, started by the measuring child on
+127.0.0.1; ``--server-tree`` runs it from another checkout). ``log()`` is the same append in both modes;
+what differs is the background thread (JSON and HTTP instead of MessagePack and SQLite) and the server
+process competing for the same cores. Rules are evaluated by the server in remote mode, so its loop
+loads none in the script.
+
 Set-up (peers are optional; a missing one is reported as not installed):
 
     python3 -m venv .bench && .bench/bin/pip install -e . -r benchmarks/requirements.txt
@@ -144,6 +151,104 @@ def loop_control(n_calls: int) -> dict:
     return figures
 
 
+SERVER_TREE = Path(__file__).resolve().parent.parent  # --server-tree
+
+
+class BenchServer:
+    """``alerts serve`` over a temp folder with one user, for the remote measurements."""
+
+    def __init__(self, folder: Path, tree: str) -> None:
+        import socket
+
+        import httpx
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        # PYTHONSAFEPATH: `python -m alerts` takes the package from the tree asked for, not the cwd.
+        env = {**os.environ, "PYTHONPATH": tree, "PYTHONSAFEPATH": "1", "ALERTS_DIR": str(folder / "server"),
+               "ALERTS_RULES": str(RULES_DIR), "ALERTS_CHANNELS": str(folder / "no-channels")}
+        for name in ("ALERTS_URL", "ALERTS_API_KEY"):
+            env.pop(name, None)
+        self.key = subprocess.run([sys.executable, "-m", "alerts", "users", "add", "bench"], env=env,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "alerts", "serve", "--port", str(port),
+                                      "--log-level", "warning"], env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        paths = httpx.get(self.url + "/openapi.json", timeout=10).json()["paths"]
+        if "/api/v1/runs/{run_id}/batches" not in paths:
+            self.stop()
+            raise SystemExit(f"the server in {tree} has no runs API (--server-tree)")
+
+    def rows_stored(self, run_id: str) -> int:
+        import httpx
+
+        answer = httpx.get(f"{self.url}/api/v1/runs/{run_id}", headers={"Authorization": f"Bearer {self.key}"},
+                           timeout=30)
+        return answer.json()["last_step"] + 1
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def measure_ours_remote(n_calls: int, server_tree: str) -> dict:
+    """Median/p99 of ``alerts.log`` with 3 floats, logging to ``alerts serve`` on this machine."""
+    with tempfile.TemporaryDirectory(prefix="bench-alerts-remote-") as tmp:
+        server = BenchServer(Path(tmp), server_tree)
+        try:
+            os.environ.update(ALERTS_DIR=str(Path(tmp) / "client"), ALERTS_URL=server.url, ALERTS_API_KEY=server.key)
+            import alerts
+
+            run = alerts.init(project="bench")
+            log = alerts.log
+
+            def one(i: int) -> None:
+                log({"loss": 1.0 / (i + 2), "acc": i * 1e-6, "lr": 3e-4})
+
+            started = time.perf_counter()
+            times = _time_calls(one, n_calls, warmup=100)
+            loop_s = time.perf_counter() - started
+            t1 = time.perf_counter()
+            run.finish()
+            finish_ms = (time.perf_counter() - t1) * 1000
+            return summarize(f"alerts {alerts.__version__} (remote: alerts serve, SQLite, same machine)", times,
+                             loop_s=round(loop_s, 3), finish_ms=round(finish_ms, 1),
+                             rows_stored=server.rows_stored(run.id))
+        finally:
+            server.stop()
+
+
+def loop_ours_remote(n_calls: int, server_tree: str) -> dict:
+    """The amortised loop for ours in remote mode (the default rules loaded by the server)."""
+    with tempfile.TemporaryDirectory(prefix="bench-alerts-remote-loop-") as tmp:
+        server = BenchServer(Path(tmp), server_tree)
+        try:
+            os.environ.update(ALERTS_DIR=str(Path(tmp) / "client"), ALERTS_URL=server.url, ALERTS_API_KEY=server.key)
+            import alerts
+
+            run = alerts.init(project="bench-loop")
+            writer = run._writer
+            log = alerts.log
+
+            def one(i: int) -> None:
+                log({"loss": 1.0 / (i + 2), "acc": i * 1e-6, "lr": 3e-4})
+
+            figures = loop_figures(one, n_calls, run.finish, lambda: writer.held_rows)
+            figures.update(name=f"alerts {alerts.__version__} (remote, rules on the server)", rules=False,
+                           dropped_rows=writer.dropped_rows, rows_stored=server.rows_stored(run.id))
+            return figures
+        finally:
+            server.stop()
+
+
 def measure_ours(n_calls: int, memory_calls: int) -> dict:
     """Median/p99 of ``alerts.log`` with 3 floats, embedded store in a temp dir; then memory."""
     with tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp:
@@ -183,14 +288,19 @@ def measure_ours(n_calls: int, memory_calls: int) -> dict:
         return result
 
 
-def worker(name: str, calls: int, mlflow_calls: int, memory_calls: int) -> None:
+def worker(name: str, calls: int, mlflow_calls: int, memory_calls: int, server_tree: str) -> None:
     if name.startswith("loop/"):
         kind, n = name.split("/")[1], int(name.split("/")[2])
-        result = {"ours": loop_ours, "wandb": loop_wandb, "control": loop_control}[kind](n)
+        if kind == "ours-remote":
+            result = loop_ours_remote(n, server_tree)
+        else:
+            result = {"ours": loop_ours, "wandb": loop_wandb, "control": loop_control}[kind](n)
         if result is not None:
             result["loop"] = True
     elif name == "ours":
         result = measure_ours(calls, memory_calls)
+    elif name == "ours-remote":
+        result = measure_ours_remote(calls, server_tree)
     elif name == "wandb":
         result = measure_wandb(calls)
     elif name.startswith("mlflow"):
@@ -209,15 +319,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop-calls", type=int, default=1_000_000, help="calls of the amortised loop; 0 for none")
     parser.add_argument("--wandb-loop-calls", type=int, default=100_000, help="calls of wandb's amortised loop")
     parser.add_argument("--only-loop", action="store_true", help="measure the amortised loops only")
+    parser.add_argument("--remote", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure ours logging to alerts serve on this machine (default: yes)")
+    parser.add_argument("--server-tree", default=str(SERVER_TREE), help="the checkout alerts serve runs from")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.calls, args.mlflow_calls, args.memory_calls)
+        worker(args.worker, args.calls, args.mlflow_calls, args.memory_calls, args.server_tree)
         return 0
 
-    names = [] if args.only_loop else ["ours", *[p for p in args.peers.split(",") if p]]
+    remote = ["ours-remote"] if args.remote else []
+    names = [] if args.only_loop else ["ours", *remote, *[p for p in args.peers.split(",") if p]]
     if args.loop_calls:
         names += [f"loop/control/{args.loop_calls}", f"loop/ours/{args.loop_calls}"]
+        if args.remote:
+            names.append(f"loop/ours-remote/{args.loop_calls}")
         if "wandb" in args.peers.split(","):
             names.append(f"loop/wandb/{args.wandb_loop_calls}")
     results = []
@@ -225,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         child = subprocess.run(
             [sys.executable, __file__, "--worker", name, "--calls", str(args.calls),
-             "--mlflow-calls", str(args.mlflow_calls), "--memory-calls", str(args.memory_calls)],
+             "--mlflow-calls", str(args.mlflow_calls), "--memory-calls", str(args.memory_calls),
+             "--server-tree", args.server_tree],
             capture_output=True, text=True)
         lines = [l for l in child.stdout.splitlines() if l.startswith("RESULT ")]
         if child.returncode != 0 or not lines:
@@ -260,7 +377,7 @@ def print_loops(loops: list) -> None:
               f"{r['p999_us']:.2f} | {r['max_ms']} | {r['slow_share']:.1%} | {r['stalls']} |")
     for r in loops:
         if "peak_held_rows" in r:
-            print(f"\nours: at most {r['peak_held_rows']:,} rows held ahead of the store (sampled every 1,024 "
+            print(f"\n{r['name']}: at most {r['peak_held_rows']:,} rows held ahead of the store (sampled every 1,024 "
                   f"calls: ~{r['peak_held_rows'] * r['wall_us'] / 1e6:.2f} s of this loop, what a kill -9 "
                   f"would lose); {r['dropped_rows']:,} rows dropped; {r['rows_stored']:,} rows stored; "
                   f"rules loaded: {r['rules']}")
@@ -274,7 +391,8 @@ def print_per_call(results: list) -> None:
         if r.get("skipped"):
             print(f"| {r['name']} | not installed | | | |")
         else:
-            print(f"| {r['name']} | {r['calls']:,} | {r['median_us']:.2f} | {r['p99_us']:.2f} | {r['finish_ms']} |")
+            stored = f" ({r['rows_stored']:,} rows stored)" if "rows_stored" in r else ""
+            print(f"| {r['name']} | {r['calls']:,} | {r['median_us']:.2f} | {r['p99_us']:.2f} | {r['finish_ms']}{stored} |")
     for r in results:
         if "memory" in r:
             m = r["memory"]

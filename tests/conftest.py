@@ -29,7 +29,9 @@ def store_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ALERTS_RULES", str(tmp_path / "no-rules"))
     monkeypatch.setenv("ALERTS_CHANNELS", str(tmp_path / "no-channels"))
     monkeypatch.setenv("ALERTS_USER", "alice")
-    for name in ("ALERTS_MODE", "WANDB_MODE", "WANDB_PROJECT", "ALERTS_DATABASE_URL"):
+    # No server unless a test brings its own: a developer's `alerts login` must not send tests to it.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for name in ("ALERTS_MODE", "WANDB_MODE", "WANDB_PROJECT", "ALERTS_DATABASE_URL", "ALERTS_URL", "ALERTS_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     yield folder
     for run in lifecycle.live_runs():

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from alerts import clock as _clock
 from alerts.channels.console import ConsoleChannel
 from alerts.errors import StoreUnavailable, UsageError
-from alerts.sdk import claims, crashes, lifecycle, noops
+from alerts.sdk import claims, crashes, credentials, lifecycle, noops
 from alerts.sdk.config import PreInit, config_dict
 from alerts.sdk.metrics import Metric
 from alerts.sdk.runsettings import from_settings
@@ -95,7 +95,8 @@ def init(
 ) -> Run:
     """Start a run and make it the current one (``alerts.run``), as ``wandb.init``.
 
-    ``mode`` is ``"online"`` or ``"offline"`` (both log to the embedded store in ``ALERTS_DIR``) or
+    ``mode`` is ``"online"`` (to the server of ``ALERTS_URL``/``ALERTS_API_KEY`` or ``alerts login``
+    when there is one, else like offline), ``"offline"`` (the embedded store in ``ALERTS_DIR``) or
     ``"disabled"`` (nothing is stored; every call is a cheap no-op). Each argument left out is taken
     from ``settings`` (an :class:`alerts.Settings` or a dict, with wandb's names: ``run_name``,
     ``run_group``, ...) and then from wandb's environment variables: ``WANDB_PROJECT``,
@@ -154,6 +155,17 @@ def init(
         return run
     settings = load_settings()  # ALERTS_DIR, never dir=: one store unless the user asks otherwise
     extra["server_url"] = settings.server_url
+    server = _server(settings) if resolved_mode == "online" else None
+    if server is not None:
+        from alerts.sdk.remote_init import start_remote  # httpx and the remote writer: only when used
+
+        run = start_remote(settings, server, project=project, name=name, config=config_values, tags=tags,
+                           notes=notes, group=group, job_type=job_type, run_id=id, resume=resume,
+                           on_finish=_on_finish, extra=extra)
+        _allow_config_changes(run, allow_changes)
+        lifecycle.register(run)
+        _set_globals(run)
+        return run
     try:
         run = _start_embedded(settings, project=project, name=name, config=config_values, tags=tags,
                               notes=notes, group=group, job_type=job_type, run_id=id, resume=resume,
@@ -181,6 +193,12 @@ def _default_settings() -> Any:
 def _allow_config_changes(run: Run, allow: bool) -> None:
     if allow:
         object.__setattr__(run.config, "_allow_val_change", True)
+
+
+def _server(settings: Settings) -> Optional[credentials.Remote]:
+    """The server to log to (``ALERTS_URL``/``ALERTS_API_KEY``, else ``alerts login``'s), or None."""
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    return credentials.resolve(settings.url, key)
 
 
 def _run_id_and_resume(run_id: Optional[str], resume: Any) -> tuple[Optional[str], Any]:
@@ -378,9 +396,18 @@ def watch(*args: Any, **kwargs: Any) -> None:
 
 def login(key: Optional[str] = None, host: Optional[str] = None, relogin: Optional[bool] = None,
           **kwargs: Any) -> bool:
-    """Accepted for wandb compatibility: the embedded store needs no login, and this never prompts.
+    """Log in to a server, as ``wandb.login``: check ``key`` with it and store both for later runs.
 
-    Returns True. (A server's API key is read from ``ALERTS_API_KEY``.)
+    ``host`` defaults to ``ALERTS_URL``, else the server stored last. The key is checked with
+    ``GET /api/v1/me`` and stored in the user's credentials file (mode 0600,
+    :mod:`alerts.sdk.credentials`); later ``init()`` calls log to that server. A refused key is an
+    :class:`~alerts.errors.AuthenticationError`; an unreachable server an :class:`~alerts.errors.Error`.
+    Without ``key`` this does nothing (the embedded store needs no login) and never prompts. Returns True.
     """
+    if key is None:
+        return True
+    from alerts.sdk import login as _login
+
+    _login.login(key, host)
     return True
 

@@ -54,6 +54,9 @@ class AttrDict:
     def __init__(self, data: Optional[dict] = None, on_change: Optional[Callable[[dict], None]] = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))
         object.__setattr__(self, "_on_change", on_change)
+        # Keys set through this object since a reader last took the set (the remote writer sends the
+        # summary keys a user set; it swaps in a new set when it reads).
+        object.__setattr__(self, "_touched", set())
 
     def _changed(self) -> None:
         if self._on_change is not None:
@@ -65,6 +68,7 @@ class AttrDict:
     def __setitem__(self, key: str, value: Any) -> None:
         if _keep(self._what, key, value, 3):
             self._data[key] = value
+            self._touched.add(key)
             self._changed()
 
     def __delitem__(self, key: str) -> None:
@@ -117,6 +121,7 @@ class AttrDict:
         """Set the keys of ``defaults`` that are not set yet."""
         for key, value in defaults.items():
             self._data.setdefault(key, value)
+        self._touched.update(defaults)
         self._changed()
 
 
@@ -183,8 +188,10 @@ class Summary(AttrDict):
 
     def update(self, data: Optional[Mapping] = None, **kwargs: Any) -> None:
         """Merge values into the summary."""
-        self._data.update(storable(dict(data or {}), self._what))
-        self._data.update(storable(kwargs, self._what))
+        values = storable(dict(data or {}), self._what)
+        values.update(storable(kwargs, self._what))
+        self._data.update(values)
+        self._touched.update(values)
         self._changed()
 
 

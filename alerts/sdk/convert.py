@@ -114,6 +114,8 @@ def _convert_into(out: dict, key: str, value: Any, media_hook: MediaHook) -> Non
         return
     try:
         out[key] = convert_value(value, media_hook, key)
+    except SkipValue:  # the hook left it out, and has said so once
+        pass
     except UnstorableValue as exc:
         warnings.warn(
             f"alerts: log() skipped key {key!r}: {exc}; the rest of the row was kept",
@@ -124,6 +126,11 @@ def _convert_into(out: dict, key: str, value: Any, media_hook: MediaHook) -> Non
 
 class UnstorableValue(ValueError):
     """A value ``log()`` does not know how to keep."""
+
+
+class SkipValue(Exception):
+    """Raised by a media hook that leaves the value out of the row without a warning per key (the
+    remote mode, which does not send media, warns once per run)."""
 
 
 def convert_value(value: Any, media_hook: MediaHook | None = None, key: str = "") -> Any:

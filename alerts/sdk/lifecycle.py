@@ -152,7 +152,15 @@ def _at_exit() -> None:
     _exiting = True
     finish_live_runs(_exception, _exit_code)
     worker.close_all()
+    _close_remote_writers()
     delivery.drain_all()
+
+
+def _close_remote_writers(timeout: float = 30.0) -> None:
+    # Imported only by a run that logs to a server: an embedded process never loads httpx for this.
+    remote = sys.modules.get("alerts.sdk.remote")
+    if remote is not None:
+        remote.close_all(timeout)
 
 
 def _after_fork_in_child() -> None:
@@ -181,6 +189,7 @@ def _on_sigterm(signum, _frame) -> None:
         except Exception:
             pass
     worker.close_all(timeout=10.0)
+    _close_remote_writers(timeout=5.0)
     delivery.drain_all(timeout=5.0)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

@@ -651,7 +651,7 @@ class Run:
         if self._writer is not None:
             self._writer.detach(self.id)
             if not self._writer.flush(timeout):
-                logger.warning("alerts: run %s: not everything was written within %.0fs", self.name, timeout)
+                logger.warning("alerts: run %s: %s", self.name, self._writer.unflushed_note(self.id, timeout))
         if self._on_finish is not None:
             self._on_finish(self)
 

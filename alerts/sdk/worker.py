@@ -188,6 +188,10 @@ class Writer:
             self._commit_late = True
         return committed
 
+    def unflushed_note(self, run_id: str, timeout: float) -> str:
+        """What finish() says when its flush did not complete."""
+        return f"not everything was written within {timeout:.0f}s"
+
     def close(self, timeout: float = 30.0) -> bool:
         """Flush, then stop the thread."""
         flushed = self.flush(timeout)
