@@ -26,7 +26,7 @@ from alerts import __version__
 from alerts import clock as _clock
 from alerts.server import errors
 from alerts.server.encoding import SafeJSONResponse
-from alerts.server.routes import health, me
+from alerts.server.routes import health, me, runs
 from alerts.settings import Settings, load_settings
 from alerts.delivery.embedded import channels_for
 from alerts.rules.active import active_rules
@@ -51,6 +51,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
         app.state.rules = active_rules(settings.rules, settings.dir)
         app.state.channels = channels_for(settings)
+        runs.install(app)  # the remote runs' ingest, and its tick hook (stalled rules)
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
         yield
 
@@ -71,4 +72,5 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(me.router, prefix=API_PREFIX)
+    app.include_router(runs.router, prefix=API_PREFIX)
     return app
