@@ -190,7 +190,7 @@ class Ingest:
             history, transitions = self._history(live, rows, created_at, summary, now, alive)
             if body.summary:
                 summary.update(_values(body.summary))
-            alerts = live.alert_rows(transitions, channels) if transitions else []
+            alerts = self.live.alert_rows(transitions, channels) if transitions else []
             alerts += [self._explicit_alert(live, alert, now, channels) for alert in body.alerts]
             fields: dict = {"updated_at": now}
             if alive:
@@ -276,7 +276,7 @@ class Ingest:
             error_text = clip(jsoncodec.clean_text(body.error_text), MAX_ERROR_TEXT) if body.error_text else None
             error_type = jsoncodec.clean_text(body.error_type) if body.error_type is not None else None
             transitions = live.rules.on_end(body.state, now, error_type, body.exit_code) if live.rules else []
-            alerts = live.alert_rows(transitions, channels) if transitions else []
+            alerts = self.live.alert_rows(transitions, channels) if transitions else []
             with self.store.write_transaction() as conn:
                 state, summary_text = conn.execute(select(RunRecord.state, RunRecord.summary)
                                                    .where(RunRecord.id == record.id)).one()
