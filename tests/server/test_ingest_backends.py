@@ -4,6 +4,7 @@ In-process (two apps over one store: two replicas) and through real ``alerts ser
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -111,3 +112,28 @@ def test_live_servers_store_each_seq_once(store_backend, live_server, servers):
     finally:
         for client in clients:
             client.close()
+
+
+def test_what_no_database_stores_is_repaired_not_a_5xx(store_backend):
+    """NUL and lone surrogates (valid JSON escapes) in keys, values, alerts, config, host and error text:
+    repaired to U+FFFD where stored, on both backends (PostgreSQL refuses NUL in text outright)."""
+    key = accounts.add_user(store_backend, "alice", now=0.0)
+    headers = {**auth(key), "content-type": "application/json"}
+    app = create_app(load_settings(), store=store_backend, clock=FakeClock())
+    with TestClient(app) as client:
+        create = {"id": "r", "project": "p", "host": "gpu\u00001", "config": {"k\ud800": "v\u0000"}}
+        assert client.post(f"{API}/runs", content=json.dumps(create), headers=headers).status_code == 201
+        body = {"seq": 1, "rows": [{"step": 0, "time": 1.0, "values": {"k\ud800": "v\u0000\ud800", "big": 2**70}}],
+                "summary": {"s\ud800": 1}, "alerts": [{"title": "t\u0000\ud800", "text": "x\u0000",
+                                                       "created_at": 1.0}]}
+        answer = client.post(f"{API}/runs/r/batches", content=json.dumps(body), headers=headers)
+        assert answer.status_code == 200 and answer.json()["stored"], answer.text
+        finish = {"state": "failed", "error_type": "E\u0000", "error_text": "line\ud800"}
+        assert client.post(f"{API}/runs/r/finish", content=json.dumps(finish), headers=headers).status_code == 200
+        (row,) = client.get(f"{API}/runs/r/history", headers=auth(key)).json()["items"]
+        assert row["k\ufffd"] == "v\ufffd\ufffd" and row["big"] == str(2**70)
+        run = client.get(f"{API}/runs/r", headers=auth(key)).json()
+        assert run["config"] == {"k\ufffd": "v\u0000"} and run["summary"]["s\ufffd"] == 1
+        assert run["error_type"] == "E\ufffd" and run["error_text"] == "line\ufffd"
+        (alert,) = store_backend.alerts_of("r")
+        assert alert.title == "t\ufffd\ufffd" and alert.text == "x\ufffd"
