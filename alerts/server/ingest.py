@@ -161,26 +161,33 @@ class Ingest:
 
     def accept_batch(self, record: RunRecord, body: BatchIn, now: float, channels: Any) -> dict:
         """Store a batch once (see the module's docstring); ``{seq, stored, last_seq, dropped_rows}``."""
-        live = self.live.get(record, now)
+        if record.state in LIVE_STATES:
+            live = self.live.get(record, now)
+        else:  # a late batch of an ended run: stored, but no rules, and no engine kept for it
+            self.live.forget(record.id)
+            live = self.live.ended(record)
         with live.lock:
             try:
-                answer, routed = self._apply(live, body, now, channels)
+                answer, routed, alive = self._apply(live, body, now, channels)
             except Exception:
                 # The engine may have seen rows that were not stored: rebuild it from the store next time.
                 self.live.forget(record.id)
                 raise
+            if not alive:  # ended meanwhile (finished through another replica)
+                self.live.forget(record.id)
         if routed:
             self.wake()
         return answer
 
-    def _apply(self, live: LiveRun, body: BatchIn, now: float, channels: Any) -> tuple[dict, bool]:
+    def _apply(self, live: LiveRun, body: BatchIn, now: float, channels: Any) -> tuple[dict, bool, bool]:
+        """``(answer, whether outbox rows were committed, whether the run is live)``."""
         run_id = live.run_id
         with self.store.write_transaction() as conn:
             moved = conn.execute(update(RunRecord).where(RunRecord.id == run_id, RunRecord.last_seq < body.seq)
                                  .values(last_seq=body.seq)).rowcount
             if not moved:  # a replay: nothing stored
                 last_seq = conn.execute(select(RunRecord.last_seq).where(RunRecord.id == run_id)).scalar()
-                return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False
+                return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False, True
             state, summary_text, last_step, created_at = conn.execute(
                 select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at)
                 .where(RunRecord.id == run_id)).one()
@@ -207,7 +214,7 @@ class Ingest:
             conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
             routed = _insert_alerts(conn, alerts)
         answer = {"seq": body.seq, "stored": True, "last_seq": body.seq, "dropped_rows": len(body.rows) - len(rows)}
-        return answer, routed
+        return answer, routed, alive
 
     def _history(self, live: LiveRun, rows: list, created_at: float, summary: Optional[dict], now: float,
                  alive: bool) -> tuple[list[dict], list]:
@@ -263,7 +270,10 @@ class Ingest:
         with self.store.engine.begin() as conn:
             conn.execute(update(RunRecord).where(RunRecord.id == record.id, RunRecord.state.in_(LIVE_STATES))
                          .values(**ALIVE_AGAIN, heartbeat_at=now))
-        self.live.touch(record.id, now)
+        if record.state in LIVE_STATES:
+            # Heard from: after a restart of the server, this is where the engine of a run that only
+            # heartbeats (stalled: alive, logging nothing) is rebuilt, so its stalled rule still fires.
+            self.live.get(record, now)
 
     def finish(self, record: RunRecord, body: FinishIn, now: float, channels: Any) -> RunRecord:
         """End the run in ``body.state`` and fire its run_state rules; a run already ended (other than

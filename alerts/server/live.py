@@ -102,11 +102,9 @@ class LiveRuns:
         live.last_contact = max(live.last_contact, now)
         return live
 
-    def touch(self, run_id: str, now: float) -> None:
-        """A heartbeat: the run is alive (nothing is built for a run this process does not hold)."""
-        live = self._runs.get(run_id)
-        if live is not None:
-            live.last_contact = max(live.last_contact, now)
+    def ended(self, record: RunRecord) -> LiveRun:
+        """A stand-in for a run that has ended: no rules, kept nowhere (a late batch is stored, not judged)."""
+        return LiveRun(record.id, run_info(record), None, self.active.generation, record.updated_at)
 
     def forget(self, run_id: str) -> None:
         """The run ended (or its engine's state is in doubt after a failed write): drop its engine."""

@@ -141,3 +141,22 @@ class FinishIn(_Body):
     error_type: Optional[str] = None
     error_text: Optional[str] = None
     summary: Optional[dict[str, Any]] = Field(None, description="summary keys set explicitly since the last batch")
+
+
+def inline_schema(model: type[BaseModel]) -> dict:
+    """``model``'s JSON schema with its ``$defs`` written in place: for a route that parses its body
+    itself (``openapi_extra``), where ``#/$defs/...`` would not resolve inside the OpenAPI document."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve({**defs[ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}})
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)

@@ -189,3 +189,32 @@ def test_a_reloaded_rule_set_applies_to_live_runs(serve, make_user, server_store
     assert server.app.state.rules.load()
     server.batch(key, "r", 2, [(1, {"acc": 0.2})])
     assert [a.rule for a in alerts_of(server_store, "r")] == ["acc-low"]
+
+
+def test_after_a_restart_a_run_that_only_heartbeats_still_stalls(serve, make_user, server_store, server_clock):
+    server = serve()
+    key = make_user("alice")
+    server.post("/runs", key, {"id": "r", "project": "p"})
+    server.batch(key, "r", 1, [(0, {"loss": 1.0})])
+    server_clock.advance(60)
+    server = serve()  # a restart: the run is back in memory at its first heartbeat
+    for _ in range(25):  # 4 more minutes of heartbeats: 5 minutes since the last data
+        server_clock.advance(10)
+        server.post("/runs/r/heartbeat", key)
+        server.tick(server_clock())
+    assert [(a.rule, a.status) for a in alerts_of(server_store, "r")] == [("quiet", "firing")]
+
+
+def test_a_late_batch_of_an_ended_run_is_stored_but_not_judged(serve, make_user, server_store, server_clock):
+    server = serve()
+    key = make_user("alice")
+    server.post("/runs", key, {"id": "r", "project": "p"})
+    server.post("/runs/r/finish", key, {"state": "finished"})
+    assert server.batch(key, "r", 1, [(0, {"loss": 50.0})])["stored"]
+    for _ in range(40):  # a client that still heartbeats: the run has ended all the same
+        server_clock.advance(10)
+        assert server.post("/runs/r/heartbeat", key).status_code == 204
+        server.tick(server_clock())
+    assert alerts_of(server_store, "r") == []  # neither loss-high nor quiet: the run has ended
+    run = server.client.get(f"{API}/runs/r", headers=auth(key)).json()
+    assert run["state"] == "finished" and run["last_step"] == 0

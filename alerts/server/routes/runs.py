@@ -11,6 +11,8 @@ import threading
 from typing import Optional
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from alerts.server.accounts import Principal
 from alerts.server.auth import current_user, require_visible
@@ -18,7 +20,7 @@ from alerts.server.encoding import SafeJSONResponse
 from alerts.server.ingest import Ingest, IngestError
 from alerts.server.live import LiveRuns
 from alerts.server.pagination import Page, PageParams, encode_cursor, page_params
-from alerts.server.runmodels import RUN_STATES, BatchIn, BatchOut, FinishIn, RunIn, RunOut
+from alerts.server.runmodels import RUN_STATES, BatchIn, BatchOut, FinishIn, RunIn, RunOut, inline_schema
 from alerts.store import jsoncodec, runqueries
 from alerts.store.models import RunRecord
 
@@ -102,10 +104,28 @@ def create_run(body: RunIn, request: Request, user: Principal = Depends(current_
     return _json(run_out(record), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _batch(raw: bytes) -> BatchIn:
+    """The batch, parsed and checked in one pass by pydantic's own JSON parser: a batch is mostly floats,
+    which it reads about twice as fast as ``json.loads`` followed by validation. NaN and the infinities
+    are accepted as bare tokens there too. Errors are the same 422, field by field."""
+    try:
+        return BatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+
+
 @router.post("/runs/{run_id}/batches", response_model=BatchOut, responses=_NOT_FOUND,
-             summary="Log a batch of rows, config, summary and alerts (stored once per seq)")
-def post_batch(run_id: str, body: BatchIn, request: Request, user: Principal = Depends(current_user)):
+             summary="Log a batch of rows, config, summary and alerts (stored once per seq)",
+             openapi_extra={"requestBody": {"required": True,
+                                            "content": {"application/json": {"schema": inline_schema(BatchIn)}}}})
+def post_batch(run_id: str, request: Request, raw: bytes = Depends(_raw_body),
+               user: Principal = Depends(current_user)):
     record = _visible_run(request, user, run_id)
+    body = _batch(raw)
     return _json(_ingest(request).accept_batch(record, body, _now(request), request.app.state.channels))
 
 
