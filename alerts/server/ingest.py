@@ -27,7 +27,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.channels.base import Notification
-from alerts.errors import InvalidArgument
+from alerts.errors import InvalidArgument, RunInUseError, UsageError
 from alerts.pipeline.raising import deliveries_for
 from alerts.rules.templates import clip, clip_text, clip_title
 from alerts.sdk import claims
@@ -148,7 +148,7 @@ class Ingest:
 
         try:
             claims.claim(self.store, existing.id, fields_for, now, self.host)
-        except Exception as exc:  # RunInUseError: another live process writes it; UsageError: it vanished
+        except (RunInUseError, UsageError) as exc:  # another live process writes it; it vanished meanwhile
             raise IngestError(409, str(exc)) from None
         return self._started(existing.id, now, resumed=True)
 

@@ -287,3 +287,12 @@ def test_run_out_writes_non_finite_summary_values_as_strings(client, make_user):
               key)
     text = client.get(f"{API}/runs/r", headers=auth(key)).text
     assert '"loss":"NaN"' in text and math.isnan(float(json.loads(text)["summary"]["loss"]))
+
+
+@pytest.mark.parametrize("text", ["{", "[1]", '{"seq": 1, "rows": [' + "[" * 100_000 + "]" * 100_000 + "]}",
+                                  '{"seq": 1, "rows": [{"step": 0, "time": NaN}]}'])
+def test_a_batch_that_is_not_one_is_a_4xx(client, make_user, text):
+    key = make_user("alice")
+    create(client, key, id="r")
+    answer = post_json(client, "/runs/r/batches", text, key)
+    assert 400 <= answer.status_code < 500 and answer.json()["detail"], answer.text

@@ -7,6 +7,7 @@ Routes stay thin: the work is in :mod:`alerts.server.ingest` (writes) and
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Optional
 
@@ -111,11 +112,26 @@ async def _raw_body(request: Request) -> bytes:
 def _batch(raw: bytes) -> BatchIn:
     """The batch, parsed and checked in one pass by pydantic's own JSON parser: a batch is mostly floats,
     which it reads about twice as fast as ``json.loads`` followed by validation. NaN and the infinities
-    are accepted as bare tokens there too. Errors are the same 422, field by field."""
+    are accepted as bare tokens there too. Errors are the same 422, field by field.
+
+    What that parser refuses as JSON is read again by ``json.loads``, which takes more: a lone surrogate
+    escape (``"\\ud800"``, what ``json.dumps`` writes for a key that is not valid Unicode) is valid JSON
+    and is repaired where it is stored, never a reason to refuse the batch."""
     try:
         return BatchIn.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+        errors = exc.errors()
+    if any(error["type"] == "json_invalid" for error in errors):
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            pass  # not JSON for either parser: the first parser's error says where
+        else:
+            try:
+                return BatchIn.model_validate(parsed)
+            except ValidationError as exc:
+                errors = exc.errors()
+    raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in errors])
 
 
 @router.post("/runs/{run_id}/batches", response_model=BatchOut, responses=_NOT_FOUND,
