@@ -193,6 +193,8 @@ class Ingest:
                 .where(RunRecord.id == run_id)).one()
             rows = [row for row in body.rows if row.step > last_step]  # steps increase: a lower one is dropped
             alive = state in LIVE_STATES
+            if alive and rows:
+                self.live.catch_up(live, last_step, now)
             summary = jsoncodec.loads(summary_text) if rows or body.summary else None
             history, transitions = self._history(live, rows, created_at, summary, now, alive)
             if body.summary:

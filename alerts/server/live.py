@@ -13,7 +13,10 @@ nothing is what a stalled rule is about). :meth:`LiveRuns.check_stalled` is the 
 evaluates the stalled rules of the others.
 
 Batches of one run are applied one at a time (:attr:`LiveRun.lock`): the engine is not made for two
-threads feeding it rows at once, and a run's batches are ordered by their seq anyway.
+threads feeding it rows at once, and a run's batches are ordered by their seq anyway. With replicas, a
+run's batches may reach several servers: an engine that finds steps in the store it never saw is
+rebuilt from the store before it goes on (:meth:`LiveRuns.catch_up`): firing series continue, and the
+windows (means, ``for`` counts) start again from the batch in hand.
 """
 
 from __future__ import annotations
@@ -101,6 +104,20 @@ class LiveRuns:
                     live.rules = self._rules_for(live.info, now, previous=live.rules)
         live.last_contact = max(live.last_contact, now)
         return live
+
+    def catch_up(self, live: LiveRun, stored_last_step: int, now: float) -> None:
+        """Before the engine sees a batch: if the store holds steps it never saw (another replica
+        stored them, a load balancer spreading one run's batches), rebuild it from the store, so
+        that what the other replica fired is continued here rather than fired again. Called with the
+        run's row locked, so the alerts of the batches stored before are committed."""
+        rules = live.rules
+        if rules is None or stored_last_step <= (rules.last_step if rules.last_step is not None else -1):
+            return
+        fresh = self._rules_for(live.info, now)
+        if fresh is not None:
+            fresh.last_step = stored_last_step
+            fresh.restore_firing(self.store.firing_rule_alerts(live.run_id))
+        live.rules = fresh
 
     def ended(self, record: RunRecord) -> LiveRun:
         """A stand-in for a run that has ended: no rules, kept nowhere (a late batch is stored, not judged)."""

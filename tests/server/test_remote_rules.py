@@ -218,3 +218,22 @@ def test_a_late_batch_of_an_ended_run_is_stored_but_not_judged(serve, make_user,
     assert alerts_of(server_store, "r") == []  # neither loss-high nor quiet: the run has ended
     run = server.client.get(f"{API}/runs/r", headers=auth(key)).json()
     assert run["state"] == "finished" and run["last_step"] == 0
+
+
+def test_replicas_sharing_a_run_continue_each_others_firing_series(serve, make_user, server_store, server_clock):
+    """A load balancer spreads one run's batches over two servers: what one fired, the other continues
+    (no second notification) and resolves once."""
+    one = serve()
+    two = Server(create_app(load_settings(), store=server_store, clock=server_clock), None)
+    with TestClient(two.app) as client:
+        two.client = client
+        two.app.state.wake_relay = two._wake
+        key = make_user("alice")
+        one.post("/runs", key, {"id": "r", "project": "p"})
+        two.batch(key, "r", 1, [(0, {"loss": 1.0})])  # two's engine: inactive
+        one.batch(key, "r", 2, [(1, {"loss": 50.0})])  # one fires
+        two.batch(key, "r", 3, [(2, {"loss": 60.0})])  # still firing: two must not fire again
+        one.batch(key, "r", 4, [(3, {"loss": 70.0})])
+        two.batch(key, "r", 5, [(4, {"loss": 1.0})])  # resolved, once
+        one.batch(key, "r", 6, [(5, {"loss": 1.0})])
+    assert [(a.status, a.step) for a in alerts_of(server_store, "r")] == [("firing", 1), ("resolved", 4)]
