@@ -154,7 +154,7 @@ def in_process(store, rules_path: Path, store_dir: Path, owner: str, bodies: dic
     for batch_index in range(len(next(iter(bodies.values())))):
         for run, run_bodies in bodies.items():
             body = BatchIn.model_validate(run_bodies[batch_index])
-            if not ingest.accept_batch(records[run], body, time.time(), None)["stored"]:
+            if not ingest.accept_batch(records[run], body, time.time(), None)[0]["stored"]:
                 raise RuntimeError("in-process batch not stored")
     wall = time.perf_counter() - started
     return {"points": points, "wall": wall, "points_per_s": points / wall}

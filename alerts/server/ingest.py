@@ -159,8 +159,9 @@ class Ingest:
 
     # -- batches ----------------------------------------------------------------------------------
 
-    def accept_batch(self, record: RunRecord, body: BatchIn, now: float, channels: Any) -> dict:
-        """Store a batch once (see the module's docstring); ``{seq, stored, last_seq, dropped_rows}``."""
+    def accept_batch(self, record: RunRecord, body: BatchIn, now: float, channels: Any) -> tuple[dict, int]:
+        """Store a batch once (see the module's docstring); the answer (``{seq, stored, last_seq,
+        dropped_rows}``) and how many alerts it recorded (rule transitions and ``alert()`` calls)."""
         if record.state in LIVE_STATES:
             live = self.live.get(record, now)
         else:  # a late batch of an ended run: stored, but no rules, and no engine kept for it
@@ -168,7 +169,7 @@ class Ingest:
             live = self.live.ended(record)
         with live.lock:
             try:
-                answer, routed, alive = self._apply(live, body, now, channels)
+                answer, routed, alive, recorded = self._apply(live, body, now, channels)
             except Exception:
                 # The engine may have seen rows that were not stored: rebuild it from the store next time.
                 self.live.forget(record.id)
@@ -177,17 +178,17 @@ class Ingest:
                 self.live.forget(record.id)
         if routed:
             self.wake()
-        return answer
+        return answer, recorded
 
-    def _apply(self, live: LiveRun, body: BatchIn, now: float, channels: Any) -> tuple[dict, bool, bool]:
-        """``(answer, whether outbox rows were committed, whether the run is live)``."""
+    def _apply(self, live: LiveRun, body: BatchIn, now: float, channels: Any) -> tuple[dict, bool, bool, int]:
+        """``(answer, whether outbox rows were committed, whether the run is live, alerts recorded)``."""
         run_id = live.run_id
         with self.store.write_transaction() as conn:
             moved = conn.execute(update(RunRecord).where(RunRecord.id == run_id, RunRecord.last_seq < body.seq)
                                  .values(last_seq=body.seq)).rowcount
             if not moved:  # a replay: nothing stored
                 last_seq = conn.execute(select(RunRecord.last_seq).where(RunRecord.id == run_id)).scalar()
-                return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False, True
+                return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False, True, 0
             state, summary_text, last_step, created_at = conn.execute(
                 select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at)
                 .where(RunRecord.id == run_id)).one()
@@ -216,7 +217,7 @@ class Ingest:
             conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
             routed = _insert_alerts(conn, alerts)
         answer = {"seq": body.seq, "stored": True, "last_seq": body.seq, "dropped_rows": len(body.rows) - len(rows)}
-        return answer, routed, alive
+        return answer, routed, alive, len(alerts)
 
     def _history(self, live: LiveRun, rows: list, created_at: float, summary: Optional[dict], now: float,
                  alive: bool) -> tuple[list[dict], list]:

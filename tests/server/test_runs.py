@@ -296,3 +296,21 @@ def test_a_batch_that_is_not_one_is_a_4xx(client, make_user, text):
     create(client, key, id="r")
     answer = post_json(client, "/runs/r/batches", text, key)
     assert 400 <= answer.status_code < 500 and answer.json()["detail"], answer.text
+
+
+def test_stored_and_replayed_batches_are_counted_for_the_metrics(app, client, make_user):
+    counted = []
+
+    class Metrics:  # the seam /metrics counts ingest through: app.state.metrics.ingested(...)
+        def ingested(self, **counts):
+            counted.append(counts)
+
+    app.state.metrics = Metrics()
+    key = make_user("alice")
+    create(client, key, id="r")
+    batch(client, key, "r", 1, [(0, {"a": 1, "b": 2}), (1, {"a": 3})],
+          alerts=[{"title": "t", "created_at": 0}])
+    batch(client, key, "r", 1, [(0, {"a": 1})])
+    batch(client, key, "r", 2, [(1, {"a": 9, "b": 9}), (2, {"a": 4})])  # step 1 is dropped: 1 point stored
+    assert counted == [{"points": 3, "batches": 1, "alerts": 1}, {"replayed": 1},
+                       {"points": 1, "batches": 1, "alerts": 0}]

@@ -142,7 +142,15 @@ def post_batch(run_id: str, request: Request, raw: bytes = Depends(_raw_body),
                user: Principal = Depends(current_user)):
     record = _visible_run(request, user, run_id)
     body = _batch(raw)
-    return _json(_ingest(request).accept_batch(record, body, _now(request), request.app.state.channels))
+    answer, alerts = _ingest(request).accept_batch(record, body, _now(request), request.app.state.channels)
+    metrics = getattr(request.app.state, "metrics", None)  # the server's /metrics, when the app has them
+    if metrics is not None:
+        if answer["stored"]:
+            points = sum(len(row.values) for row in body.rows[answer["dropped_rows"]:])
+            metrics.ingested(points=points, batches=1, alerts=alerts)
+        else:
+            metrics.ingested(replayed=1)
+    return _json(answer)
 
 
 @router.post("/runs/{run_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND,
