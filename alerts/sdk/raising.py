@@ -1,63 +1,20 @@
-"""Turning a notified alert into its records: the console line, the alert row, the outbox rows.
+"""The SDK's side of raising an alert: the writer operation that records one rule transition.
 
-Shared by ``alert()``, by rule transitions of a live run and by the crash watchdog (which raises
-for runs whose process is gone), so that all three record and route an alert the same way.
+What an alert becomes (its row, its outbox rows, the console line) lives below the SDK, in
+:mod:`alerts.pipeline.raising`, shared with the server; here it is only wrapped as an operation of
+the background writer.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Optional
+from typing import Any
 
-from alerts.channels.base import Notification
-from alerts.pipeline.route import delivery_rows, recipients
-from alerts.rules.templates import clip_text, clip_title, template_values
+from alerts.pipeline.raising import console_notify, deliveries_for, rule_alert_rows
 from alerts.sdk.worker import ALERT
-from alerts.store.models import alert_row
 
-logger = logging.getLogger("alerts")
-
-
-def console_notify(channel: Any, notification: Notification, reason: Optional[str]) -> tuple[str, Optional[str]]:
-    """Print on the console channel; ``(outcome, reason)`` for the alert record. Never raises."""
-    if channel is None:
-        return "notified", reason
-    try:
-        channel.send(notification)
-    except Exception as exc:  # alerting never breaks training: record the failure instead
-        logger.warning("alerts: could not deliver alert %r: %s", notification.title, exc)
-        return "failed", f"{type(exc).__name__}: {exc}"
-    return "notified", reason
-
-
-def deliveries_for(channels: Any, notification: Notification, notify: Optional[list]) -> tuple[Optional[str], list]:
-    """The outbox rows for the users' configured channels (none when no channels are set up)."""
-    if channels is None:
-        return None, []
-    return delivery_rows(notification, channels, recipients(notification.owner, notify), notification.created_at)
+__all__ = ["console_notify", "deliveries_for", "rule_alert_op"]
 
 
 def rule_alert_op(transition: Any, templates: Any, console: Any, channels: Any) -> tuple:
     """The writer operation that records (and routes) one rule transition."""
-    rule, run = transition.rule, transition.run
-    values = template_values(transition)
-    loaded = templates.templates(rule.name) if templates is not None else None
-    title = clip_title(loaded.title.render(values) if loaded is not None else rule.name)
-    text = clip_text(loaded.text.render(values)) if loaded is not None else ""
-    notification = Notification(
-        title=title, text=text, level=rule.level, run_id=run.id, run_name=run.name, project=run.project,
-        owner=run.owner, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
-        metric=transition.metric, step=transition.step, run_group=run.group,
-        value=float(transition.value) if isinstance(transition.value, (int, float)) else None,
-    )
-    uid, deliveries = None, []
-    if transition.status == "resolved" and not rule.send_resolved:
-        outcome, reason = "suppressed", "send_resolved is false"
-    else:
-        outcome, reason = console_notify(console, notification, None)
-        uid, deliveries = deliveries_for(channels, notification, rule.notify)
-    return (ALERT, alert_row(
-        uid=uid, run_id=run.id, created_at=transition.at, source="rule", rule=rule.name, status=transition.status,
-        metric=transition.metric, value=notification.value, title=title, text=text, level=rule.level,
-        outcome=outcome, reason=reason, wait_duration=0.0, step=transition.step,
-    ), deliveries)
+    return (ALERT, *rule_alert_rows(transition, templates, console, channels))

@@ -29,7 +29,7 @@ from alerts import clock as _clock
 from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
 from alerts.server.routes import alerts as alerts_routes
-from alerts.server.routes import channels, deliveries, health, me, rules, silences
+from alerts.server.routes import channels, deliveries, health, me, rules, runs, silences
 from alerts.settings import Settings, load_settings
 from alerts.rules.active import active_rules
 from alerts.store.db import Store, open_store
@@ -53,6 +53,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
         app.state.rules = active_rules(settings.rules, settings.dir)
         channelset.install(app, settings, app.state.store)  # app.state.channels: files' and API's
+        runs.install(app)  # the remote runs' ingest, and its tick hook (stalled rules)
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
         yield
 
@@ -73,6 +74,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(me.router, prefix=API_PREFIX)
+    app.include_router(runs.router, prefix=API_PREFIX)
     app.include_router(alerts_routes.router, prefix=API_PREFIX)
     app.include_router(silences.router, prefix=API_PREFIX)
     app.include_router(rules.router, prefix=API_PREFIX)

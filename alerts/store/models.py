@@ -45,6 +45,9 @@ class RunRecord(SQLModel, table=True):
     last_step: int = Field(default=-1, sa_column=Column(BigInteger, nullable=False, default=-1))
     host: Optional[str] = None
     pid: Optional[int] = None
+    # The last batch sequence number the server stored for this run (remote runs; 0: none). A batch
+    # with a seq at or below it is a replay and is not stored again (alerts/server/ingest.py).
+    last_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0"))
 
 
 class HistoryChunk(SQLModel, table=True):

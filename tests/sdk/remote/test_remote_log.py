@@ -13,7 +13,7 @@ import pytest
 import alerts
 from alerts.errors import AlertsWarning, AuthenticationError, UsageError
 from alerts.sdk import ingest, remote
-from remote_helpers import KEY, retry_now, spooled, wait_until, writer_of
+from remote.remote_helpers import KEY, retry_now, spooled, wait_until, writer_of
 
 
 def test_a_run_reaches_the_server_whole(online, store_dir):

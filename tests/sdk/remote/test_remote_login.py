@@ -12,7 +12,7 @@ import pytest
 import alerts
 from alerts.errors import AuthenticationError, Error
 from alerts.sdk import credentials, remote
-from remote_helpers import KEY, spooled, writer_of
+from remote.remote_helpers import KEY, spooled, writer_of
 
 
 def _cli(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
