@@ -10,6 +10,7 @@ defined in :mod:`._surface` (a name alerts gains later takes over from its stand
 
 from __future__ import annotations
 
+from types import ModuleType as _ModuleType
 from typing import Any as _Any
 
 import alerts as _alerts
@@ -62,11 +63,12 @@ def init(*args: _Any, dir: _Any = None, **kwargs: _Any) -> Run:
 
 
 def __getattr__(name: str) -> _Any:
-    # run, config and summary change with init()/finish(): read them from alerts each time.
-    try:
-        return getattr(_alerts, name)
-    except AttributeError:
+    # run, config and summary change with init()/finish(): read them from alerts each time. alerts'
+    # own submodules (alerts.cli...) are not wandb's: they are not passed on.
+    value = getattr(_alerts, name, None)
+    if value is None and name not in ("run", "config", "summary") or isinstance(value, _ModuleType):
         raise AttributeError(
             f"module 'wandb' has no attribute {name!r} (this is alerts standing in for wandb because "
-            f"ALERTS_AS_WANDB=1; unset it to use a real wandb)") from None
+            f"ALERTS_AS_WANDB=1; unset it to use a real wandb)")
+    return value
 
