@@ -615,6 +615,10 @@ class Run:
         """A no-op: wandb's console capture. The script's own output is left alone."""
         return None
 
+    def _label(self, *args: Any, **kwargs: Any) -> None:
+        """wandb's private telemetry label (transformers' wandb integration calls it): nothing to record."""
+        return None
+
     def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None, *,
                state: Optional[str] = None, error: Optional[BaseException] = None,
                timeout: float = 30.0) -> None:
