@@ -7,16 +7,23 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
 * ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
   reloads);
 * ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with (None: none);
-* ``wake_relay()``: called after outbox rows are committed (a no-op until a relay runs);
-* ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs).
+* ``wake_relay()``: called after outbox rows are committed: the relay job sends them at once;
+* ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs);
+* ``metrics``: the :class:`~alerts.server.metrics.ServerMetrics` served at ``/metrics`` (ingest counts
+  what it stores with ``metrics.ingested(points=, batches=, alerts=, replayed=)``);
+* ``jobs``: the :class:`~alerts.server.jobs.Jobs` (the relay, crashed runs, tick hooks, silence expiry,
+  retention); their scheduler runs unless ``jobs=False`` (tests drive ``jobs.run(name, now)``) or
+  ``ALERTS_JOBS=0``.
 
 The store is opened in the lifespan, so that importing this module or building the app touches no
-database.
+database. SIGHUP reloads the rules (when the server runs in the main thread, as ``alerts serve`` does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable, Optional
 
@@ -26,7 +33,9 @@ from alerts import __version__
 from alerts import clock as _clock
 from alerts.server import errors
 from alerts.server.encoding import SafeJSONResponse
-from alerts.server.routes import health, me
+from alerts.server.jobs import Jobs
+from alerts.server.metrics import ServerMetrics
+from alerts.server.routes import health, me, metrics
 from alerts.settings import Settings, load_settings
 from alerts.delivery.embedded import channels_for
 from alerts.rules.active import active_rules
@@ -42,17 +51,29 @@ def _nothing() -> None:
 
 
 def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = None,
-               clock: Optional[Callable[[], float]] = None) -> FastAPI:
-    """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database."""
+               clock: Optional[Callable[[], float]] = None, jobs: Optional[bool] = None) -> FastAPI:
+    """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database;
+    ``jobs``: start the scheduled jobs (default ``ALERTS_JOBS``, on)."""
     settings = settings if settings is not None else load_settings()
+    run_jobs = settings.jobs if jobs is None else jobs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
         app.state.rules = active_rules(settings.rules, settings.dir)
         app.state.channels = channels_for(settings)
+        app.state.jobs = Jobs(app.state)
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
-        yield
+        if run_jobs:
+            app.state.wake_relay = app.state.jobs.wake_relay
+            app.state.jobs.start()
+        hangup = _on_sighup(app.state.jobs.reload_rules)
+        try:
+            yield
+        finally:
+            hangup()
+            app.state.wake_relay = _nothing
+            app.state.jobs.stop()
 
     app = FastAPI(
         title="alerts",
@@ -66,9 +87,29 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.state.clock = clock if clock is not None else _clock.now
     app.state.wake_relay = _nothing
     app.state.tick_hooks = []
+    app.state.metrics = ServerMetrics(lambda: getattr(app.state, "store", None), app.state.clock)
     if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
         app.state.store = store
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(me.router, prefix=API_PREFIX)
     return app
+
+
+def _on_sighup(reload: Callable[[], None]) -> Callable[[], None]:
+    """Reload the rules on SIGHUP; returns what removes the handler. Only the main thread's event loop
+    can take signals (``alerts serve``); elsewhere (a test client's thread) nothing is installed."""
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # not the main thread; Windows
+        return _nothing
+
+    def remove() -> None:
+        try:
+            loop.remove_signal_handler(signal.SIGHUP)
+        except Exception:
+            pass
+
+    return remove
