@@ -192,19 +192,24 @@ class Relay:
         if not silences:
             return rows
         kept, muted = [], defaultdict(list)
-        muted_by_integration: dict[str, int] = defaultdict(int)
         for row in rows:
             by = silence.muting(silences, json.loads(row.payload), now)
             if by is None:
                 kept.append(row)
             else:
                 muted[by.id].append(row.id)
-                muted_by_integration[self._integration(row.destination)] += 1
         for silence_id, ids in muted.items():
             outbox.mark_suppressed(self.store, ids, token, f"silenced by #{silence_id}")
-        for integration, n in muted_by_integration.items():
-            self._failed(integration, "silenced", n)
+            self._count_silenced(rows, set(ids))
         return kept
+
+    def _count_silenced(self, rows: list, ids: set) -> None:
+        by_integration: dict[str, int] = defaultdict(int)
+        for row in rows:
+            if row.id in ids:
+                by_integration[self._integration(row.destination)] += 1
+        for integration, n in by_integration.items():
+            self._failed(integration, "silenced", n)
 
     @contextmanager
     def _renewing(self, token: str, clock: Callable[[], float], lease: float) -> Iterator[None]:

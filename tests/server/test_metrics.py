@@ -97,3 +97,18 @@ def test_metrics_answer_when_the_store_does_not_and_name_no_password(served, cap
     assert answer.status_code == 200
     assert "alerts_notifications_total" in answer.text and "alerts_outbox_rows" not in answer.text
     assert "the store did not answer" in caplog.text and "pw-sesame" not in caplog.text
+
+
+def test_a_silenced_delivery_is_counted_apart_from_failures(served, server_store, server_clock, slack):
+    from alerts.pipeline import silence
+
+    app, client = served
+    now = server_clock()
+    silence.add(server_store, [silence.parse_matcher("project=muted")], now - 1, now + 3600, "alice", "", now)
+    add_alert(server_store, app.state.channels, add_run(server_store, now, project="muted"), "hush", now,
+              project="muted")
+    app.state.jobs.run("relay", now)
+    m = scrape(client)
+    assert m[("alerts_notifications_silenced_total", (("integration", "slack"),))] == 1
+    assert not any(name == "alerts_notifications_failed_total" for name, _ in m)
+    assert slack.messages() == []
