@@ -8,15 +8,19 @@ job                     every      what
                                    (``app.state.wake_relay()``, after a request committed outbox rows)
 ``crashed``             10 s       runs whose heartbeat stopped more than 2 minutes ago, their process
                                    gone, become ``crashed``; their ``run_state`` rules fire
-``ticks``               5 s        ``app.state.tick_hooks`` (the stalled rules of live runs), with ``now``
+``ticks``               5 s        every replica: ``app.state.tick_hooks`` (the stalled rules of the live
+                                   runs it holds, its channel set's refresh), with ``now``
 ``silences``            5 min      delete silences that ended more than ``ALERTS_RETENTION`` ago
 ``retention``           10 min     delete history points older than ``ALERTS_HISTORY_RETENTION``
 ``rules``               5 s        every replica: reload the rules if ``alerts rules reload`` asked
 ======================  =========  ========================================================================
 
-With several replicas on one database, each job but ``rules`` runs on one replica at a time: the one
-holding the job's lease (:mod:`alerts.server.joblease`). The relay's lease is the store's detached-relay
-lease for the server's delivery settings, so scripts on the store hand nothing over at exit.
+With several replicas on one database, ``relay``, ``crashed``, ``silences`` and ``retention`` run on one
+replica at a time: the one holding the job's lease (:mod:`alerts.server.joblease`). The relay's lease is
+the store's detached-relay lease for the server's delivery settings, so scripts on the store hand
+nothing over at exit. ``ticks`` and ``rules`` run on every replica: they look after what each replica
+holds in memory (the rule engines of the runs whose batches it receives, its merged channel set, its
+rule set), which no other replica can check for it.
 
 Every job is a method taking ``now`` (:meth:`Jobs.run`): tests call it on a stepped clock instead of
 starting the scheduler. A job that fails is logged and counted; the scheduler runs it again at its
@@ -98,7 +102,7 @@ class Jobs:
             Job("relay", RELAY_EVERY, self.relay_pass, detached.lease_name(self.settings), RELAY_LEASE,
                 fixed_now=False),
             Job("crashed", CRASHED_EVERY, self.crashed, "job:crashed", _ttl(CRASHED_EVERY)),
-            Job("ticks", TICKS_EVERY, self.ticks, "job:ticks", _ttl(TICKS_EVERY)),
+            Job("ticks", TICKS_EVERY, self.ticks, None, 0.0),  # per replica: see the module's docstring
             Job("silences", SILENCES_EVERY, self.expire_silences, "job:silences", _ttl(SILENCES_EVERY)),
             Job("retention", RETENTION_EVERY, self.retention, "job:retention", _ttl(RETENTION_EVERY)),
             Job("rules", RULES_EVERY, self.reload_rules_if_asked, None, 0.0),
