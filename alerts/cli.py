@@ -278,6 +278,9 @@ def _relay_status(store, args: argparse.Namespace) -> str:
     lease = detached.running(store, now, settings)
     if lease is None:
         return line + "; relay: no detached relay running (for these channel files)"
+    if detached.held_by_server(lease):
+        return line + f"; relay: the alert server relays this store (pid {lease.pid} on {lease.host}, since " \
+                      f"{_when(lease.acquired_at)})"
     pid = f"pid {lease.pid}" if lease.pid else "starting"
     return (line + f"; relay: detached relay running ({pid} on {lease.host}, since {_when(lease.acquired_at)}, "
             f"log: {detached.log_path(settings)})")

@@ -76,14 +76,20 @@ class Settings(BaseSettings):
     # Remote mode: the most bytes one run's spool folder (ALERTS_DIR/spool/<run>) may hold while the
     # server is unreachable; past it the oldest history rows are dropped (counted, with a warning).
     spool_max_bytes: int = Field(default=1 << 30, gt=0)
+    # How long history points are kept (the server's retention job deletes older ones): a duration
+    # (90d, 26w). Unset: kept for ever.
+    history_retention: Optional[str] = None
+    # Whether `alerts serve` runs the scheduled jobs (relay, crashed runs, stalled rules, silence
+    # expiry, retention). Off: an API-only replica (another replica, or the scripts, do that work).
+    jobs: bool = True
 
-    @field_validator("retention")
+    @field_validator("retention", "history_retention")
     @classmethod
-    def _retention(cls, value: str) -> str:
+    def _retention(cls, value: Optional[str], info) -> Optional[str]:
         from alerts.rules.durations import parse_duration
 
-        if parse_duration(value) <= 0:
-            raise ValueError("ALERTS_RETENTION must be longer than 0s")
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"ALERTS_{info.field_name.upper()} must be longer than 0s")
         return value
 
     def retention_seconds(self) -> float:
@@ -91,6 +97,12 @@ class Settings(BaseSettings):
         from alerts.rules.durations import parse_duration
 
         return parse_duration(self.retention)
+
+    def history_retention_seconds(self) -> Optional[float]:
+        """``history_retention`` in seconds (None: points are kept for ever)."""
+        from alerts.rules.durations import parse_duration
+
+        return parse_duration(self.history_retention) if self.history_retention else None
 
     def model_post_init(self, context) -> None:
         """Register this process's secrets with the log redaction, so no log line prints them."""

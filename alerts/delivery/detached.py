@@ -14,6 +14,10 @@ runs for the store. That process:
   absolute, ``ALERTS_DATABASE_URL``, Slack and SMTP settings from the environment);
 - sends on the rows' own schedule, sleeping until the next row is due (:func:`serve`), and exits when
   nothing is pending (only sent, dead or suppressed rows remain).
+
+While ``alerts serve`` runs on the store with the same delivery settings, the server holds this lease
+(its ``relay`` job, :mod:`alerts.server.jobs`): a script's exit finds it held and starts nothing, since
+the server sends what the script leaves (:attr:`HandOver.server`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ START_SECONDS = 30.0  # how long a starting relay's lease is kept for it before 
 MAX_SLEEP = 5.0  # the relay looks for new rows at least this often, even when the next is due later
 MAX_FAILURES = 60  # passes failing in a row (the database unreachable for ~5 min) before the relay gives up
 BUSY_RECHECK = 1.0  # rows leased by another process (a script's exit drain): look again this soon
+SERVER_TAG = "serve-"  # in the holder names of `alerts serve` replicas (host:pid:serve-xxxx): a server relays
 LOG_NAME = "relay.log"
 LOG_MAX_BYTES = 1_000_000  # relay.log is moved to relay.log.1 at this size, so it never grows without bound
 
@@ -211,16 +216,27 @@ def _pass(store: Store, relay, holder: leases.Holder, renewer: _Renewer, clock) 
 
 @dataclass(frozen=True)
 class HandOver:
-    """What :func:`hand_over` did: started a relay (``started``), or found one (``pid``) running."""
+    """What :func:`hand_over` did: started a relay (``started``), or found one (``pid``) running; or
+    found the store relayed by an ``alerts serve`` replica (``server``, on ``host``)."""
 
     started: bool
     pid: Optional[int]
     log: Path
+    server: bool = False
+    host: Optional[str] = None
 
     def describe(self) -> str:
+        if self.server:
+            return (f"the alert server (pid {self.pid} on {self.host}) relays this store and sends them "
+                    "(`alerts deliveries` shows them)")
         who = f"a detached relay (pid {self.pid})" if self.pid else "the store's detached relay"
         verb = "was started and sends them" if self.started else "already runs and sends them"
         return f"{who} {verb} (`alerts deliveries` shows them; log: {self.log})"
+
+
+def held_by_server(lease: Optional[LeaseRecord]) -> bool:
+    """Whether a relay lease is held by an ``alerts serve`` replica (not a detached relay)."""
+    return lease is not None and f":{SERVER_TAG}" in lease.holder
 
 
 def log_path(settings: Settings) -> Path:
@@ -282,7 +298,8 @@ def hand_over(store: Store, settings: Settings, now: Optional[float] = None) -> 
     lease = lease_name(settings)
     if not leases.acquire(store, lease, starter, now, START_SECONDS, pid_alive):
         current = leases.read(store, lease)
-        return HandOver(started=False, pid=current.pid if current else None, log=log_path(settings))
+        return HandOver(started=False, pid=current.pid if current else None, log=log_path(settings),
+                        server=held_by_server(current), host=current.host if current else None)
     try:
         proc = spawn(settings, starter.name)
     except OSError as exc:

@@ -51,9 +51,14 @@ MAX_PARALLEL_DESTINATIONS = 8  # destinations one pass sends to at once (a slow 
 
 @dataclass
 class Counters:
-    """Alertmanager-style counters, for the server's /metrics."""
+    """What a relay did, counted: ``alerts relay`` prints them; the server's /metrics exports them
+    (it passes a subclass that also feeds Prometheus: :mod:`alerts.server.metrics`).
 
-    notifications_total: dict = field(default_factory=lambda: defaultdict(int))  # by channel type
+    The relay calls :meth:`sent` and :meth:`failed` under its own lock (destinations are sent to from
+    several threads), so an override needs no lock of its own.
+    """
+
+    notifications_total: dict = field(default_factory=lambda: defaultdict(int))  # messages sent, by channel type
     notifications_failed_total: dict = field(default_factory=lambda: defaultdict(int))  # by reason
     alerts_delivered_total: int = 0  # alerts carried by the sent messages
     latencies: list = field(default_factory=list)  # seconds from the alert to its message, last 1000
@@ -61,6 +66,21 @@ class Counters:
     def observe_latency(self, seconds: float) -> None:
         self.latencies.append(seconds)
         del self.latencies[:-1000]
+
+    def sent(self, integration: str, delays: list, duration: float) -> None:
+        """One message went to an ``integration`` (slack, email) carrying alerts raised ``delays``
+        seconds before it went; the send itself took ``duration`` seconds."""
+        self.notifications_total[integration] += 1
+        self.alerts_delivered_total += len(delays)
+        for delay in delays:
+            self.observe_latency(delay)
+
+    def failed(self, integration: str, reason: str, n: int = 1, duration: Optional[float] = None) -> None:
+        """``n`` notifications to ``integration`` did not go, for ``reason``: ``retry`` (will be
+        retried), ``rate_limited`` (a 429), ``permanent`` (dead), ``misconfigured`` (no sender could
+        be built: not attempted) or ``silenced`` (muted on purpose). ``duration``: how long the
+        failed attempt took (None: nothing was attempted)."""
+        self.notifications_failed_total[reason] += n
 
 
 def make_sender(destination: Destination, settings: Settings):
@@ -94,7 +114,8 @@ class Relay:
 
     def __init__(self, store: Store, channels: ChannelSet, settings: Settings,
                  clock: Optional[Callable[[], float]] = None, group_interval: Optional[float] = None,
-                 sender_factory: Callable = make_sender, lease: Optional[float] = None) -> None:
+                 sender_factory: Callable = make_sender, lease: Optional[float] = None,
+                 counters: Optional[Counters] = None) -> None:
         self.store = store
         self.channels = channels
         self.settings = settings
@@ -112,7 +133,7 @@ class Relay:
         self._tag = uuid.uuid4().hex[:6]
         self._claims = 0
         self._maintained_at = float("-inf")  # the first pass frees dead leases and expires old rows
-        self.counters = Counters()
+        self.counters = counters if counters is not None else Counters()
         self._counting = threading.Lock()  # destinations are sent to from several threads
         self._wake = threading.Event()
         self._stop = False
@@ -202,8 +223,16 @@ class Relay:
                 muted[by.id].append(row.id)
         for silence_id, ids in muted.items():
             outbox.mark_suppressed(self.store, ids, token, f"silenced by #{silence_id}")
-            self._count("notifications_failed_total", "silenced", len(ids))
+            self._count_silenced(rows, set(ids))
         return kept
+
+    def _count_silenced(self, rows: list, ids: set) -> None:
+        by_integration: dict[str, int] = defaultdict(int)
+        for row in rows:
+            if row.id in ids:
+                by_integration[self._integration(row.destination)] += 1
+        for integration, n in by_integration.items():
+            self._failed(integration, "silenced", n)
 
     @contextmanager
     def _renewing(self, token: str, clock: Callable[[], float], lease: float) -> Iterator[None]:
@@ -272,7 +301,7 @@ class Relay:
             self._judged.discard(key)
             outbox.release(self.store, ids, token)
             self._say_left_alone(key, len(ids), str(exc))
-            self._count("notifications_failed_total", "misconfigured")
+            self._failed(self._integration(key), "misconfigured", len(ids))
             return
         wait_all: Optional[float] = None  # set when the destination or its user has no token left
         for group, rows in groups.items():
@@ -299,6 +328,7 @@ class Relay:
         kind = destination.config.type
         # What earlier messages of this incident carried: a follow-up counts all its runs.
         earlier = outbox.incident_so_far(self.store, destination.key, rows[0].group_key, clock())
+        started = time.monotonic()  # how long the send takes (a duration, not a time: no clock)
         try:
             try:
                 message_id = sender.send_group(notifications, earlier=earlier)
@@ -313,7 +343,7 @@ class Relay:
             # pauses the destination for every relay instead).
             state.give_back(self.store, grant, now, retry_after=exc.retry_after)
             reason = "rate_limited" if exc.retry_after else ("retry" if exc.recoverable else "permanent")
-            self._count("notifications_failed_total", reason)
+            self._failed(kind, reason, duration=time.monotonic() - started)
             if not exc.recoverable:
                 outbox.mark_dead(self.store, ids, token, str(exc))
                 logger.warning("alerts: %s: giving up on %d alert(s): %s", destination.label, len(ids), exc)
@@ -321,17 +351,20 @@ class Relay:
             wait = exc.retry_after if exc.retry_after is not None else outbox.backoff(max(r.attempts for r in rows))
             outbox.mark_retry(self.store, ids, token, now + wait, str(exc))
             return
+        duration = time.monotonic() - started
         sent_at = clock()
         outbox.mark_sent(self.store, ids, token, sent_at, message_id)
         with self._counting:
-            self.counters.notifications_total[kind] += 1
-            self.counters.alerts_delivered_total += len(ids)
-            for n in notifications:
-                self.counters.observe_latency(max(0.0, sent_at - n.created_at))
+            self.counters.sent(kind, [max(0.0, sent_at - n.created_at) for n in notifications], duration)
 
-    def _count(self, counter: str, reason: str, n: int = 1) -> None:
+    def _failed(self, integration: str, reason: str, n: int = 1, duration: Optional[float] = None) -> None:
         with self._counting:
-            getattr(self.counters, counter)[reason] += n
+            self.counters.failed(integration, reason, n, duration)
+
+    def _integration(self, key: str) -> str:
+        """The channel type (slack, email) of a destination key, for the counters."""
+        destination = self.channels.by_key(key)
+        return destination.config.type if destination is not None else "unknown"
 
     def warm(self, users) -> None:
         """Build the senders of ``users``' destinations now (at ``init()``), not at their first alert.

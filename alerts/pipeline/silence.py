@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from alerts.pipeline import regex
 from alerts.store.db import Store
@@ -153,3 +153,12 @@ def muting(silences: list[Silence], payload: dict, now: float, recipient: Option
     """The first silence that mutes a delivery (of ``payload``, to ``recipient``'s channel), or None."""
     labels = labels_of(payload)
     return next((s for s in silences if s.mutes(labels, now, recipient)), None)
+
+
+def prune(store: Store, before: float) -> int:
+    """Delete the silences that ended before ``before`` (``ALERTS_RETENTION`` ago: as Alertmanager
+    keeps expired silences for its retention, so that a recent one can still be looked up and
+    recreated). Returns how many went."""
+    with store.engine.begin() as conn:
+        result = conn.execute(delete(SilenceRecord).where(SilenceRecord.ends_at < before))
+    return result.rowcount or 0

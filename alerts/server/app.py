@@ -10,15 +10,22 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
   files' and those made through the API, one object refreshed in place when they change
   (``server_channels``: :class:`~alerts.server.channelset.ServerChannels`, ``.refresh()``);
 * ``wake_relay()``: called after outbox rows are committed (a no-op until a relay runs);
-* ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs).
+* ``tick_hooks``: callables taking ``now``, run by the scheduled checks (stalled rules of live runs);
+* ``metrics``: the :class:`~alerts.server.metrics.ServerMetrics` served at ``/metrics`` (ingest counts
+  what it stores with ``metrics.ingested(points=, batches=, alerts=, replayed=)``);
+* ``jobs``: the :class:`~alerts.server.jobs.Jobs` (the relay, crashed runs, tick hooks, silence expiry,
+  retention); their scheduler runs unless ``jobs=False`` (tests drive ``jobs.run(name, now)``) or
+  ``ALERTS_JOBS=0``.
 
 The store is opened in the lifespan, so that importing this module or building the app touches no
-database.
+database. SIGHUP reloads the rules (when the server runs in the main thread, as ``alerts serve`` does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable, Optional
 
@@ -28,8 +35,10 @@ from alerts import __version__
 from alerts import clock as _clock
 from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
+from alerts.server.jobs import Jobs
+from alerts.server.metrics import ServerMetrics
 from alerts.server.routes import alerts as alerts_routes
-from alerts.server.routes import channels, deliveries, health, me, rules, runs, silences
+from alerts.server.routes import channels, deliveries, health, me, metrics, rules, runs, silences
 from alerts.settings import Settings, load_settings
 from alerts.rules.active import active_rules
 from alerts.store.db import Store, open_store
@@ -44,9 +53,11 @@ def _nothing() -> None:
 
 
 def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = None,
-               clock: Optional[Callable[[], float]] = None) -> FastAPI:
-    """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database."""
+               clock: Optional[Callable[[], float]] = None, jobs: Optional[bool] = None) -> FastAPI:
+    """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database;
+    ``jobs``: start the scheduled jobs (default ``ALERTS_JOBS``, on)."""
     settings = settings if settings is not None else load_settings()
+    run_jobs = settings.jobs if jobs is None else jobs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,8 +65,18 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
         app.state.rules = active_rules(settings.rules, settings.dir)
         channelset.install(app, settings, app.state.store)  # app.state.channels: files' and API's
         runs.install(app)  # the remote runs' ingest, and its tick hook (stalled rules)
+        app.state.jobs = Jobs(app.state)  # after the installs above: it relays app.state.channels
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
-        yield
+        if run_jobs:
+            app.state.wake_relay = app.state.jobs.wake_relay
+            app.state.jobs.start()
+        hangup = _on_sighup(app.state.jobs.reload_rules)
+        try:
+            yield
+        finally:
+            hangup()
+            app.state.wake_relay = _nothing
+            app.state.jobs.stop()
 
     app = FastAPI(
         title="alerts",
@@ -69,10 +90,12 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.state.clock = clock if clock is not None else _clock.now
     app.state.wake_relay = _nothing
     app.state.tick_hooks = []
+    app.state.metrics = ServerMetrics(lambda: getattr(app.state, "store", None), app.state.clock)
     if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
         app.state.store = store
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(me.router, prefix=API_PREFIX)
     app.include_router(runs.router, prefix=API_PREFIX)
     app.include_router(alerts_routes.router, prefix=API_PREFIX)
@@ -81,3 +104,21 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.include_router(channels.router, prefix=API_PREFIX)
     app.include_router(deliveries.router, prefix=API_PREFIX)
     return app
+
+
+def _on_sighup(reload: Callable[[], None]) -> Callable[[], None]:
+    """Reload the rules on SIGHUP; returns what removes the handler. Only the main thread's event loop
+    can take signals (``alerts serve``); elsewhere (a test client's thread) nothing is installed."""
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):  # not the main thread; Windows
+        return _nothing
+
+    def remove() -> None:
+        try:
+            loop.remove_signal_handler(signal.SIGHUP)
+        except Exception:
+            pass
+
+    return remove

@@ -38,7 +38,9 @@ def server_store(store_dir):
 
 @pytest.fixture
 def app(server_store, server_clock):
-    return create_app(load_settings(), store=server_store, clock=server_clock)
+    """The app over the test's store and clock. Its scheduler does not run (jobs would race the test on
+    real time): drive the jobs with ``app.state.jobs.run(name, now)`` after stepping ``server_clock``."""
+    return create_app(load_settings(), store=server_store, clock=server_clock, jobs=False)
 
 
 @pytest.fixture

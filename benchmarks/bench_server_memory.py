@@ -1,0 +1,287 @@
+"""The server's memory with 10,000 live runs heart-beating (issue 9's goal: < 200 MB).
+
+A real ``alerts serve`` process (its scheduled jobs on: the relay, the crash check over the runs, the
+tick hooks, /metrics) over a fresh store, SQLite in a temp folder or ``--database-url``. Then:
+
+1. ``idle``: the server's resident memory (``VmRSS`` in ``/proc/PID/status``) once it answers, before
+   any run exists: the peer measured in the same run (what the process costs with nothing to do);
+2. ``runs``: ``--runs`` runs are created (``POST /api/v1/runs``, as the SDK's remote mode does);
+3. ``heartbeats``: for ``--duration`` seconds every run sends a heartbeat each ``--every`` seconds
+   (the SDK's interval is 10 s: 10,000 runs make 1,000 heartbeats a second), spread evenly,
+   through ``POST /api/v1/runs/{id}/heartbeat`` from ``--clients`` concurrent connections of this
+   process. RSS is sampled every second; ``VmHWM`` (the peak resident size) is read at the end.
+
+At the end ``alerts_runs_live`` from ``/metrics`` says how many runs the server sees live (it must
+be ``--runs``: the heartbeats arrived), and the achieved heartbeat rate is printed beside the one
+asked for: a load generator that could not keep up is said, not hidden.
+
+``--via store`` (for a server without the runs API) writes the runs and their heartbeats straight
+into the store instead (batched UPDATEs of ``heartbeat_at``): the server then only runs its jobs over
+them; label such figures as such.
+
+Usage:  python benchmarks/bench_server_memory.py [--runs 10000] [--duration 60] [--every 10]
+        [--clients 16] [--database-url URL] [--via http|store] [--create http|store] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of a process, in MB (1e6 bytes), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alerts_cli(env: dict, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "alerts", *args], env=env, check=True, capture_output=True,
+                          text=True, cwd=REPO).stdout.strip()
+
+
+def start_server(env: dict, port: int, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "alerts", "serve", "--port", str(port), "--log-level", "warning"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"alerts serve exited: {log.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("alerts serve did not answer")
+
+
+def live_runs(url: str) -> float:
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        if line.startswith("alerts_runs_live "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+# -- through the API -----------------------------------------------------------------------------------
+
+
+async def create_runs_http(url: str, key: str, n: int, clients: int) -> list[str]:
+    ids = [f"mem-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=60) as client:
+        queue: asyncio.Queue = asyncio.Queue()
+        for run_id in ids:
+            queue.put_nowait(run_id)
+
+        async def worker() -> None:
+            while not queue.empty():
+                run_id = queue.get_nowait()
+                for attempt in range(5):  # a connection reset under load: the SDK retries too
+                    try:
+                        answer = await client.post("/api/v1/runs", json={"id": run_id, "project": "memory",
+                                                                         "host": "bench-node", "pid": 1,
+                                                                         "resume": "allow"})
+                        break
+                    except httpx.TransportError:
+                        if attempt == 4:
+                            raise
+                        await asyncio.sleep(0.5)
+                if answer.status_code not in (200, 201):
+                    raise RuntimeError(f"POST /api/v1/runs: {answer.status_code} {answer.text[:200]}")
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    return ids
+
+
+async def heartbeat_http(url: str, key: str, ids: list[str], duration: float, every: float, clients: int,
+                         sample) -> dict:
+    """Each run heartbeats every ``every`` s for ``duration`` s, spread evenly; returns what was sent."""
+    limits = httpx.Limits(max_connections=clients)
+    sent = errors = 0
+    start = time.monotonic()
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=60) as client:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=clients * 4)
+
+        async def worker() -> None:
+            nonlocal sent, errors
+            while True:
+                run_id = await queue.get()
+                if run_id is None:
+                    return
+                try:
+                    answer = await client.post(f"/api/v1/runs/{run_id}/heartbeat")
+                    if answer.status_code == 204:
+                        sent += 1
+                    else:
+                        errors += 1
+                except httpx.HTTPError:
+                    errors += 1
+
+        workers = [asyncio.create_task(worker()) for _ in range(clients)]
+        gap = every / len(ids)  # run i beats at i*gap, i*gap + every, ...
+        i = 0
+        next_sample = start
+        while True:
+            due = start + i * gap
+            now = time.monotonic()
+            if due - start >= duration or now - start >= duration:  # a server that cannot keep up: stop on time
+                break
+            if now >= next_sample:
+                sample()
+                next_sample += 1.0
+            if due > now:
+                await asyncio.sleep(min(due - now, 0.05))
+                continue
+            await queue.put(ids[i % len(ids)])
+            i += 1
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
+    return {"asked": i, "sent": sent, "errors": errors, "seconds": time.monotonic() - start}
+
+
+# -- straight into the store ----------------------------------------------------------------------------
+
+
+def create_runs_store(database_url: str, n: int, owner: str) -> list[str]:
+    from sqlalchemy import insert
+
+    from alerts.store.db import Store
+    from alerts.store.models import RunRecord
+
+    store = Store(database_url)
+    now = time.time()
+    ids = [f"mem-{i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+
+    with store.engine.begin() as conn:
+        conn.execute(insert(RunRecord), [{"id": run_id, "owner": owner, "project": "memory", "name": run_id,
+                                          "state": "running", "created_at": now, "updated_at": now,
+                                          "heartbeat_at": now, "host": "bench-node", "pid": 1} for run_id in ids])
+    store.dispose()
+    return ids
+
+
+def heartbeat_store(database_url: str, ids: list[str], duration: float, every: float, sample) -> dict:
+    from sqlalchemy import update
+
+    from alerts.store.db import Store
+    from alerts.store.models import RunRecord
+
+    store = Store(database_url)
+    start = time.monotonic()
+    sent = 0
+    per_second = max(1, int(len(ids) / every))
+    i = 0
+    while time.monotonic() - start < duration:
+        tick = time.monotonic()
+        batch = [ids[(i + k) % len(ids)] for k in range(per_second)]
+        i += per_second
+        with store.engine.begin() as conn:
+            conn.execute(update(RunRecord).where(RunRecord.id.in_(batch)).values(heartbeat_at=time.time()))
+        sent += len(batch)
+        sample()
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+    store.dispose()
+    return {"asked": sent, "sent": sent, "errors": 0, "seconds": time.monotonic() - start}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between two heartbeats of a run")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent connections sending heartbeats")
+    parser.add_argument("--database-url", help="default: SQLite in a temp ALERTS_DIR")
+    parser.add_argument("--via", choices=["http", "store"], default="http")
+    parser.add_argument("--create", choices=["http", "store"],
+                        help="how the runs are made (default: as --via); store + --via http: runs written "
+                        "straight into the store, heartbeats through the API (creating 10,000 runs through "
+                        "the API takes minutes on a loaded machine)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="alerts-mem-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "ALERTS_DIR": str(folder / "store"), "ALERTS_RULES": str(REPO / "rules"),
+               "ALERTS_CHANNELS": str(folder / "no-channels"), "PYTHONPATH": str(REPO)}
+        if args.database_url:
+            env["ALERTS_DATABASE_URL"] = args.database_url
+        database_url = args.database_url or f"sqlite:///{folder / 'store' / 'alerts.db'}"
+        key = alerts_cli(env, "users", "add", "bench").splitlines()[-1]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(env, port, folder / "serve.log")
+        try:
+            time.sleep(3)
+            idle = rss_mb(server.pid)
+            samples: list[float] = []
+
+            def sample() -> None:
+                samples.append(rss_mb(server.pid))
+
+            started = time.monotonic()
+            if (args.create or args.via) == "http":
+                ids = asyncio.run(create_runs_http(url, key, args.runs, args.clients))
+            else:
+                ids = create_runs_store(database_url, args.runs, owner="bench")
+            created_in = time.monotonic() - started
+            after_runs = rss_mb(server.pid)
+            if args.via == "http":
+                beats = asyncio.run(heartbeat_http(url, key, ids, args.duration, args.every, args.clients, sample))
+            else:
+                beats = heartbeat_store(database_url, ids, args.duration, args.every, sample)
+            live = live_runs(url)
+            end, peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
+        except BaseException:
+            print((folder / "serve.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            server.terminate()
+            server.wait(30)
+        result = {
+            "via": args.via, "created_via": args.create or args.via, "distinct_runs_beaten": min(args.runs, beats["sent"]),
+            "backend": "postgresql" if args.database_url else "sqlite", "runs": args.runs,
+            "runs_created_s": round(created_in, 1), "heartbeats_asked_per_s": round(args.runs / args.every, 1),
+            "heartbeats_sent_per_s": round(beats["sent"] / beats["seconds"], 1), "heartbeat_errors": beats["errors"],
+            "live_runs_per_metrics": live, "rss_idle_mb": round(idle, 1), "rss_after_runs_mb": round(after_runs, 1),
+            "rss_during_median_mb": round(sorted(samples)[len(samples) // 2], 1) if samples else None,
+            "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),
+        }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for name, value in result.items():
+            print(f"{name:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
