@@ -166,9 +166,12 @@ class RemoteWriter:
                     raise RunInUseError(f"run {run_id}'s spool ({self.spool_root / run_id}) is held by another "
                                         "process (a live run, or `alerts sync`)")
                 if log is None:
-                    return RunLog(run_id, self.spool_root, self.meta(run_id))
-                self._logs[run_id] = log
-            log.run = STARTING  # the thread must not let it go before the run attaches
+                    log = RunLog(run_id, self.spool_root, self.meta(run_id))
+                else:
+                    self._logs[run_id] = log
+            # The thread must not let it go before the run attaches: add_log() hands a fresh log over
+            # before the Run exists, and a cycle in between would forget it (and drop all it logs).
+            log.run = STARTING
             return log
 
     def add_log(self, log: RunLog) -> None:
