@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import alerts
 from alerts.sdk import remote_init
 
@@ -28,3 +30,21 @@ def test_a_run_whose_writer_thread_cycles_during_init_keeps_its_data(online, mon
     assert [row["step"] for row in stored.rows] == list(range(5))
     assert [a["title"] for a in stored.alerts] == ["still here"]
     assert stored.state == "finished"
+
+
+def test_run_dir_and_save_work_in_remote_mode(online, store_dir, tmp_path, caplog):
+    """``wandb.run.dir`` and ``wandb.save`` are common in training scripts; in remote mode they raised
+    AttributeError into the script (the remote writer had no media folder), and every finish() logged
+    a traceback ("could not keep its files")."""
+    run = alerts.init(project="p")
+    folder = Path(run.dir)
+    assert folder.is_dir() and store_dir in folder.parents  # a local folder, under ALERTS_DIR
+    (folder / "notes.txt").write_text("kept locally")
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    alerts.save(str(checkpoint), policy="now")
+    alerts.log({"loss": 0.5})
+    with caplog.at_level("ERROR", logger="alerts"):
+        alerts.finish()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert online.runs[run.id].state == "finished"
