@@ -112,8 +112,12 @@ class RemoteWriter:
     docstring). Implements what ``Run`` uses of :class:`~alerts.sdk.worker.Writer`."""
 
     def __init__(self, url: str, api_key: str, spool_root: Path, *, interval: float = 0.2,
-                 spool_max_bytes: int = SPOOL_MAX_BYTES, clock: Optional[Callable[[], float]] = None) -> None:
+                 spool_max_bytes: int = SPOOL_MAX_BYTES, clock: Optional[Callable[[], float]] = None,
+                 media_root: Optional[Path] = None) -> None:
         self.url = url
+        # Where run.dir and wandb.save's files live, as in the embedded mode (they are not sent to the
+        # server yet): the script can write and save them; without it run.dir raised into the script.
+        self.media_root = media_root if media_root is not None else spool_root.parent / "media"
         self.key_id = key_id(api_key)
         self.spool_root = spool_root
         self.interval = interval
@@ -166,9 +170,12 @@ class RemoteWriter:
                     raise RunInUseError(f"run {run_id}'s spool ({self.spool_root / run_id}) is held by another "
                                         "process (a live run, or `alerts sync`)")
                 if log is None:
-                    return RunLog(run_id, self.spool_root, self.meta(run_id))
-                self._logs[run_id] = log
-            log.run = STARTING  # the thread must not let it go before the run attaches
+                    log = RunLog(run_id, self.spool_root, self.meta(run_id))
+                else:
+                    self._logs[run_id] = log
+            # The thread must not let it go before the run attaches: add_log() hands a fresh log over
+            # before the Run exists, and a cycle in between would forget it (and drop all it logs).
+            log.run = STARTING
             return log
 
     def add_log(self, log: RunLog) -> None:
@@ -616,14 +623,16 @@ _writers: dict[tuple, RemoteWriter] = {}
 _writers_lock = threading.RLock()
 
 
-def writer_for(url: str, api_key: str, spool_root: Path, interval: float, spool_max_bytes: int) -> RemoteWriter:
-    """The process's remote writer for this server, key and spool folder."""
+def writer_for(url: str, api_key: str, spool_root: Path, interval: float, spool_max_bytes: int,
+               media_root: Optional[Path] = None) -> RemoteWriter:
+    """The process's remote writer for this server, key and spool folder (``media_root``: the local
+    folder of the runs' files, ``run.dir``)."""
     key = (url, key_id(api_key), str(spool_root.resolve()))
     with _writers_lock:
         writer = _writers.get(key)
         if writer is None or writer.pid != os.getpid() or not writer._thread.is_alive():
             writer = _writers[key] = RemoteWriter(url, api_key, spool_root, interval=interval,
-                                                  spool_max_bytes=spool_max_bytes)
+                                                  spool_max_bytes=spool_max_bytes, media_root=media_root)
         return writer
 
 

@@ -39,7 +39,7 @@ def start_remote(settings: Settings, server: Remote, *, project: str, name: Opti
                  run_id: Optional[str], resume: Any, on_finish, extra: Optional[dict] = None) -> Run:
     """Start a run that logs to ``server`` (see the module docstring)."""
     writer = remote.writer_for(server.url, server.api_key, settings.dir / "spool", settings.flush_interval,
-                               settings.spool_max_bytes)
+                               settings.spool_max_bytes, settings.media_dir())
     run_id = run_id or new_run_id()
     log = writer.open_log(run_id)
     body = {"id": run_id, "project": project, "name": name, "group": group, "job_type": job_type,

@@ -3,12 +3,15 @@ about its insides (the detail goes to the log, redacted).
 
 * a body that does not match the schema: 422, one entry per field (FastAPI's ``detail`` list);
 * a body that is not JSON at all, or too large: 400 / 413 before any route runs;
+* a NUL character in the path or a query parameter: 422 before any route runs (PostgreSQL's text
+  cannot hold one, and a lookup or filter with it failed in the database: a 500);
 * a request a route rejects: the route's own ``HTTPException`` (404, 409, ...).
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -69,9 +72,39 @@ class _TooLarge(Exception):
     pass
 
 
+NUL_MESSAGE = "contains a NUL character, which the store cannot keep"
+
+
+class NoNul:
+    """ASGI middleware: a path or query parameter with a NUL character (``%00``) is answered 422, one
+    entry per parameter, before a route reads it. No id, name or filter value can hold one (SQLite
+    keeps it, PostgreSQL refuses it), so the answer is the same on both backends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            errors = []
+            if "\x00" in scope.get("path", ""):
+                errors.append({"loc": ["path"], "msg": f"the path {NUL_MESSAGE}", "type": "value_error"})
+            query = scope.get("query_string", b"")
+            if b"%00" in query or b"\x00" in query:
+                for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                    if "\x00" in name or "\x00" in value:
+                        shown = name.replace("\x00", "\\x00")
+                        errors.append({"loc": ["query", shown], "msg": f"{shown} {NUL_MESSAGE}",
+                                       "type": "value_error"})
+            if errors:
+                await SafeJSONResponse({"detail": errors}, status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
     """Register the error handlers and the body limit on ``app``."""
     app.add_middleware(BodyLimit)
+    app.add_middleware(NoNul)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> SafeJSONResponse:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.pipeline import silence
 from alerts.pipeline.silence import LABELS
@@ -48,6 +48,14 @@ class SilenceIn(BaseModel):
     comment: str = Field(min_length=1, max_length=2000, description="why: shown to everyone who looks")
     scope: Literal["mine", "all"] = Field(default="mine", description="mine: only deliveries to your channels; "
                                           "all (admins): everyone's")
+
+    @field_validator("comment")
+    @classmethod
+    def _no_nul(cls, comment: str) -> str:
+        # PostgreSQL's text cannot hold NUL: refused here, it was a 500 from the database.
+        if "\x00" in comment:
+            raise ValueError("the comment contains a NUL character, which the store cannot keep")
+        return comment
 
 
 class MatcherOut(BaseModel):
