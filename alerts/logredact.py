@@ -27,7 +27,9 @@ MASK = "<redacted>"
 #: aiosmtplib logs nothing, and slack_sdk sends through urllib (no urllib3 or httpx logger).
 SLACK_WEBHOOK_LOGGER = "slack_sdk.webhook.client"
 SLACK_WEB_LOGGER = "slack_sdk.web.base_client"
-GUARDED_LOGGERS = ("alerts", SLACK_WEBHOOK_LOGGER, SLACK_WEB_LOGGER)
+# uvicorn's: its error logger prints the traceback of a request that failed (SQL parameters, URLs).
+GUARDED_LOGGERS = ("alerts", "alerts.server", SLACK_WEBHOOK_LOGGER, SLACK_WEB_LOGGER, "uvicorn.error",
+                   "uvicorn.access")
 
 _PATTERNS = (
     # A Slack incoming webhook: /services/<team>/<bot>/<secret>, on any host (a relay, a test server).

@@ -148,6 +148,20 @@ def test_our_own_log_lines_and_tracebacks_are_masked(caplog):
     assert logredact.redact("postgresql://u:hunter22@db/x") == "postgresql://u:<redacted>@db/x"
 
 
+def test_the_servers_request_tracebacks_are_masked(caplog):
+    """uvicorn logs the traceback of a request that failed on its own logger; a database URL or a
+    webhook in it is masked as in ours."""
+    load_settings(smtp_password=SMTP_PASSWORD)
+    hook = f"https://hooks.slack.com/services/T0SECRET/B0SECRET/{HOOK_SECRET}"
+    with caplog.at_level(logging.DEBUG):
+        try:
+            raise RuntimeError(f"insert failed: ('{hook}', 'postgresql://u:hunter22@db/x', '{SMTP_PASSWORD}')")
+        except RuntimeError:
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    assert leaked(caplog.text, [hook]) == [] and "hunter22" not in caplog.text
+    assert "Exception in ASGI application" in caplog.text
+
+
 # -- the SMTP password crosses only an encrypted connection ------------------------------------------
 
 
