@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from alerts.yamlfile import line_of, read_yaml, validation_errors
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+# No control characters either: NUL cannot be stored (PostgreSQL) and none belongs in a header.
+_EMAIL = re.compile(r"^[^@\s<>,;\"\x00-\x1f\x7f]+@[^@\s<>,;\"\x00-\x1f\x7f]+\.[^@\s<>,;\"\x00-\x1f\x7f]+$")
 
 
 class _Strict(BaseModel):

@@ -103,3 +103,13 @@ def test_a_user_has_one_file_and_a_missing_folder_is_no_channels(tmp_path):
     write(tmp_path, "b.yml", "user: alice\nchannels: []\n")
     assert any("user 'alice' already has a channel file" in e for e in errors_of([tmp_path]))
     assert load_channels([tmp_path / "missing"], env={}).users == {}
+
+
+@pytest.mark.parametrize("address", ["a\x00@b.c", "a@b\x0d.c", "a@b.c\x7f"])
+def test_an_address_with_a_control_character_is_refused(tmp_path, address):
+    """NUL cannot be stored on PostgreSQL, and no control character belongs in a mail header."""
+    (tmp_path / "alice.yaml").write_text(
+        "user: alice\nchannels:\n  - type: email\n    to: \"" + address.encode("unicode_escape").decode() + "\"\n",
+        encoding="utf-8")
+    with pytest.raises(ChannelLoadError, match="not an email address"):
+        load_channels([tmp_path])
