@@ -1,0 +1,37 @@
+"""A hostile, unlucky user of the wandb surface: calls real scripts make with odd arguments. Each
+test here reproduced a defect (an internal error reaching the training loop, or data lost) and
+reads the result back from the store as a user would."""
+
+from __future__ import annotations
+
+import pytest
+
+import alerts as wandb
+
+
+def stored(run_id):
+    return wandb.Api().run(run_id)
+
+
+def test_read_only_run_attributes_refuse_assignment_and_summary_assignment_keeps_logging():
+    # wandb's Run has no setter for id, project, entity, group, job_type or config: assigning one is
+    # an AttributeError there. Here it used to replace the value silently, so the run's rows went to
+    # a run id that does not exist, and `run.summary = {...}` made the next log() raise
+    # AttributeError ('dict' object has no attribute '_data') inside the training loop.
+    run = wandb.init(project="hostile", group="g", job_type="train", config={"lr": 0.1})
+    run_id = run.id
+    for attr, value in [("id", "other"), ("project", "elsewhere"), ("entity", "mallory"), ("group", "g2"),
+                        ("job_type", "eval"), ("config", {"lr": 9})]:
+        with pytest.raises(AttributeError):
+            setattr(run, attr, value)
+    assert (run.id, run.project, run.group, run.job_type, run.config["lr"]) == (run_id, "hostile", "g", "train", 0.1)
+    wandb.log({"loss": 1.0})
+    run.summary = {"best": 0.5}  # wandb keeps going after this; so must we
+    wandb.log({"loss": 0.5})
+    wandb.finish()
+    back = stored(run_id)
+    assert back.state == "finished"
+    assert back.project == "hostile"
+    assert [row["loss"] for row in back.history(pandas=False)] == [1.0, 0.5]
+    assert back.summary["best"] == 0.5
+    assert back.summary["loss"] == 0.5
