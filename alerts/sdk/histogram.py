@@ -42,6 +42,9 @@ class Histogram:
         else:
             import numpy as np
 
+            if isinstance(num_bins, int) and num_bins > self.MAX_LENGTH:
+                # Before np.histogram, which would first allocate the bins (10**9 took minutes and 16 GB).
+                raise ValueError(f"The maximum length of a histogram is {self.MAX_LENGTH}")
             counts, edges = np.histogram(_finite_floats(sequence), bins=num_bins)
             self.histogram, self.bins = counts.tolist(), edges.tolist()
         if len(self.histogram) > self.MAX_LENGTH:

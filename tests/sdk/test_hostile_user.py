@@ -35,3 +35,13 @@ def test_read_only_run_attributes_refuse_assignment_and_summary_assignment_keeps
     assert [row["loss"] for row in back.history(pandas=False)] == [1.0, 0.5]
     assert back.summary["best"] == 0.5
     assert back.summary["loss"] == 0.5
+
+
+def test_histogram_with_more_bins_than_wandb_allows_is_refused_before_any_work():
+    # wandb allows at most 512 bins. The check used to come after np.histogram had allocated the
+    # bins: num_bins=10**9 froze the training loop for minutes and took 16 GB; 10**12 was a
+    # MemoryError instead of wandb's ValueError.
+    with pytest.raises(ValueError, match="512"):
+        wandb.Histogram([1.0, 2.0, 3.0], num_bins=10**12)
+    assert len(wandb.Histogram([1.0, 2.0, 3.0], num_bins=512).histogram) == 512
+
