@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from alerts.sdk.tensors import host_data
+
 # wandb's limits.
 MAX_BINS = 512
 ARRAY_AS_LIST_MAX = 32
@@ -18,9 +20,7 @@ ARRAY_BINS = 32
 def _finite_floats(data: Any):
     import numpy as np  # histograms need numpy; nothing else in the logger does
 
-    if hasattr(data, "detach"):  # a torch tensor, perhaps on a GPU
-        data = data.detach().cpu().numpy()
-    array = np.asarray(data, dtype=np.float64).ravel()
+    array = np.asarray(host_data(data), dtype=np.float64).ravel()  # a tensor may be on a GPU
     return array[np.isfinite(array)]
 
 
@@ -68,9 +68,7 @@ def array_value(value: Any) -> Any:
     except ImportError:
         return None
     try:
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        array = np.asarray(value)
+        array = np.asarray(host_data(value))
         if array.dtype.kind not in "biuf":
             return None
         if array.size <= ARRAY_AS_LIST_MAX:

@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from alerts.sdk.media import Media
+from alerts.sdk.tensors import host_data
 
 
 def _as_numpy(data: Any):
     import numpy as np  # arrays need numpy; nothing else in the logger does
 
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    return np.array(data)  # a copy
+    return np.array(host_data(data))  # a copy
 
 
 class _FileOrData(Media):

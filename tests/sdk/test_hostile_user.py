@@ -45,3 +45,28 @@ def test_histogram_with_more_bins_than_wandb_allows_is_refused_before_any_work()
         wandb.Histogram([1.0, 2.0, 3.0], num_bins=10**12)
     assert len(wandb.Histogram([1.0, 2.0, 3.0], num_bins=512).histogram) == 512
 
+
+def test_bfloat16_and_float16_tensors_are_logged_as_numbers():
+    # Mixed-precision training logs bf16 tensors. numpy has no bfloat16, so `.numpy()` raised
+    # TypeError: the array was skipped as "not an array of numbers", `Histogram(t)` and
+    # `Image(t)` raised "Got unsupported ScalarType BFloat16" into the training loop.
+    torch = pytest.importorskip("torch")
+    run = wandb.init(project="hostile")
+    grads = torch.linspace(-1, 1, 100).to(torch.bfloat16)
+    wandb.log({
+        "grads": grads,  # over 32 elements: a 32-bin histogram
+        "few": torch.tensor([0.5, 1.5], dtype=torch.bfloat16),  # a list
+        "hist": wandb.Histogram(grads, num_bins=10),
+        "half": torch.ones(3, dtype=torch.float16),
+        "img": wandb.Image(torch.zeros(3, 4, 4, dtype=torch.bfloat16)),
+        "audio": wandb.Audio(torch.zeros(80, dtype=torch.bfloat16), sample_rate=8000),
+    })
+    wandb.finish()
+    row = stored(run.id).history(pandas=False)[0]
+    assert row["grads"]["_type"] == "histogram" and sum(row["grads"]["values"]) == 100
+    assert row["few"] == [0.5, 1.5]
+    assert sum(row["hist"]["values"]) == 100 and len(row["hist"]["bins"]) == 11
+    assert row["half"] == [1.0, 1.0, 1.0]
+    assert row["img"]["_type"] == "image-file"
+    assert row["audio"]["_type"] == "audio-file"
+    assert {m["key"] for m in stored(run.id).media()} >= {"img", "audio"}
