@@ -70,3 +70,47 @@ def test_bfloat16_and_float16_tensors_are_logged_as_numbers():
     assert row["img"]["_type"] == "image-file"
     assert row["audio"]["_type"] == "audio-file"
     assert {m["key"] for m in stored(run.id).media()} >= {"img", "audio"}
+
+
+def _child_run(name: str) -> None:
+    wandb.init(project="hostile", name=name)
+    wandb.log({"loss": 1.0})
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_while_the_parent_commits_can_still_start_its_run():
+    # SQLite keeps its lock bookkeeping in process memory, and a forked child inherits a copy. A
+    # fork during one of the parent's write transactions (the writer commits every 0.2 s) left the
+    # child believing the WAL write lock taken, by a connection no thread of the child would ever
+    # release: its init() waited the 30 s busy timeout and raised StoreUnavailable, and the child's
+    # run was never stored. Here the parent is held inside a write transaction while it forks.
+    import multiprocessing
+    import threading
+    import time
+
+    from alerts.store.db import sqlite_write_transaction
+
+    parent = wandb.init(project="hostile", name="parent")
+    wandb.log({"loss": 2.0})
+    parent._writer.flush()
+    inside, done = threading.Event(), threading.Event()
+
+    def hold_a_write_transaction():
+        with sqlite_write_transaction(parent._writer.store.engine) as conn:
+            conn.exec_driver_sql("UPDATE runs SET notes = notes WHERE id = 'nobody'")
+            inside.set()
+            time.sleep(1.0)  # a commit in progress (a slow disk) when the main thread forks
+        done.set()
+
+    holder = threading.Thread(target=hold_a_write_transaction)
+    holder.start()
+    assert inside.wait(30)
+    child = multiprocessing.get_context("fork").Process(target=_child_run, args=("forked-mid-commit",))
+    child.start()
+    holder.join()
+    child.join(100)
+    assert child.exitcode == 0
+    wandb.finish()
+    runs = {r.name: r for r in wandb.Api().runs("hostile")}
+    assert runs["forked-mid-commit"].state == "finished"
+    assert [row["loss"] for row in runs["forked-mid-commit"].history(pandas=False)] == [1.0]
