@@ -114,3 +114,21 @@ def test_a_child_forked_while_the_parent_commits_can_still_start_its_run():
     runs = {r.name: r for r in wandb.Api().runs("hostile")}
     assert runs["forked-mid-commit"].state == "finished"
     assert [row["loss"] for row in runs["forked-mid-commit"].history(pandas=False)] == [1.0]
+
+
+def test_restore_of_an_absolute_name_is_not_found_instead_of_opening_that_file(tmp_path, monkeypatch):
+    # The run's folder joined with an absolute name is that absolute path: restore("/etc/hostname")
+    # opened the machine's file as if the run had saved it. wandb answers "not found".
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the run's")
+    (tmp_path / "kept.txt").write_text("the run's")
+    first = wandb.init(project="hostile")
+    wandb.save("kept.txt", policy="now")
+    wandb.finish()
+    wandb.init(project="hostile")
+    with pytest.raises(ValueError, match="not found"):
+        wandb.restore(str(outside), run_path=first.id, root=str(tmp_path / "restored"))
+    with wandb.restore("kept.txt", run_path=first.id, root=str(tmp_path / "restored")) as handle:
+        assert handle.read() == "the run's"
+    wandb.finish()
