@@ -132,3 +132,23 @@ def test_restore_of_an_absolute_name_is_not_found_instead_of_opening_that_file(t
     with wandb.restore("kept.txt", run_path=first.id, root=str(tmp_path / "restored")) as handle:
         assert handle.read() == "the run's"
     wandb.finish()
+
+
+def test_artifact_aliases_given_as_one_string_and_aliases_wandb_refuses(tmp_path):
+    # wandb takes aliases="best" as ["best"]; it was split into the aliases b, e, s, t, so
+    # use_artifact("weights:best") failed after log_model(path, aliases="best"). An alias with
+    # "/" or ":" (which no reference can name) is a ValueError in wandb; it was stored silently.
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"\x00" * 8)
+    run = wandb.init(project="hostile")
+    run.log_model(str(weights), name="weights", aliases="best")
+    assert run.use_artifact("weights:best").version == "v0"
+    with pytest.raises(wandb.CommError):
+        run.use_artifact("weights:b")
+    weights.write_bytes(b"\x01" * 8)
+    other = wandb.Artifact("weights", type="model")
+    other.add_file(str(weights))
+    with pytest.raises(ValueError, match="Aliases"):
+        run.log_artifact(other, aliases=["ok", "epoch:3"])
+    assert run.use_artifact("weights:latest").version == "v0"  # the refused version was not stored
+    wandb.finish()
