@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from alerts.sdk.media import Media
 from alerts.sdk.tensors import host_data
+from alerts.store.jsoncodec import clean_text
 
 
 def _as_numpy(data: Any):
@@ -133,5 +134,9 @@ class Html(Media):
         self.html = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
 
     def write(self, path: Path, media_root: Path, run_id: str) -> dict:
-        path.write_text(self.html, encoding="utf-8")
+        try:
+            data = self.html.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (text cut from a tokenizer): U+FFFD, not a lost file
+            data = clean_text(self.html).encode("utf-8")
+        path.write_bytes(data)
         return {"format": "html", "size": len(self.html)}

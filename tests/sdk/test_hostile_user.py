@@ -152,3 +152,16 @@ def test_artifact_aliases_given_as_one_string_and_aliases_wandb_refuses(tmp_path
         run.log_artifact(other, aliases=["ok", "epoch:3"])
     assert run.use_artifact("weights:latest").version == "v0"  # the refused version was not stored
     wandb.finish()
+
+
+def test_html_with_a_lone_surrogate_is_written_with_it_repaired():
+    # Text scraped from a tokenizer can hold lone surrogates. The README: they become U+FFFD when
+    # written. The .html file was not written at all (UnicodeEncodeError in the writer), while
+    # the row pointed to it.
+    run = wandb.init(project="hostile")
+    wandb.log({"sample": wandb.Html("<p>tok \ud800 en</p>")})
+    wandb.finish()
+    media = [m for m in stored(run.id).media() if m["key"] == "sample"]
+    assert len(media) == 1
+    with open(media[0]["file"], encoding="utf-8") as handle:
+        assert "tok \ufffd en" in handle.read()
