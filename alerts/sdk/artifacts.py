@@ -390,11 +390,23 @@ def _as_artifact(run: Any, artifact_or_path: Any, name: Optional[str], type: Opt
     return artifact
 
 
+def _alias_list(aliases: Any) -> list[str]:
+    """Aliases as wandb takes them: one string is one alias (not its letters); an alias with ``/``
+    or ``:``, which no reference could name, is a ``ValueError``."""
+    if aliases is None:
+        return []
+    listed = [aliases] if isinstance(aliases, str) else list(aliases)
+    if any(not isinstance(alias, str) or "/" in alias or ":" in alias for alias in listed):
+        raise ValueError(f"Aliases must be strings without any of the following characters: '/', ':' (got {listed!r})")
+    return listed
+
+
 def log_artifact(run: Any, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
                  aliases: Optional[Sequence[str]] = None) -> Artifact:
     """``run.log_artifact``: see the module docstring."""
+    given = _alias_list(aliases)  # checked before any file is copied
     artifact = _as_artifact(run, artifact_or_path, name, type)
-    wanted = [a for a in [*(aliases or ()), *artifact.aliases] if not _IMPLICIT.fullmatch(a)]
+    wanted = [a for a in [*given, *_alias_list(artifact.aliases)] if not _IMPLICIT.fullmatch(a)]
     if run._writer is None or run._store_dir is None:
         return artifact
     if artifact._record is not None:

@@ -145,7 +145,7 @@ def restore(name: str, run_path: str, replace: bool, root: Any, store_dir: Optio
     api = Api(dir=str(store_dir) if store_dir else None)
     run = api.run(run_path)
     source = files_root(api.settings.media_dir(), run.id) / name
-    if ".." in PurePath(name).parts or not source.is_file():
+    if PurePath(name).is_absolute() or ".." in PurePath(name).parts or not source.is_file():
         raise ValueError(f"File {name} not found in {run_path}.")
     target = Path(root) / name
     if source.resolve() != target.resolve() and (replace or not target.exists()):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from alerts.sdk.tensors import host_data
+
 # wandb's limits.
 MAX_BINS = 512
 ARRAY_AS_LIST_MAX = 32
@@ -18,9 +20,7 @@ ARRAY_BINS = 32
 def _finite_floats(data: Any):
     import numpy as np  # histograms need numpy; nothing else in the logger does
 
-    if hasattr(data, "detach"):  # a torch tensor, perhaps on a GPU
-        data = data.detach().cpu().numpy()
-    array = np.asarray(data, dtype=np.float64).ravel()
+    array = np.asarray(host_data(data), dtype=np.float64).ravel()  # a tensor may be on a GPU
     return array[np.isfinite(array)]
 
 
@@ -42,6 +42,9 @@ class Histogram:
         else:
             import numpy as np
 
+            if isinstance(num_bins, int) and num_bins > self.MAX_LENGTH:
+                # Before np.histogram, which would first allocate the bins (10**9 took minutes and 16 GB).
+                raise ValueError(f"The maximum length of a histogram is {self.MAX_LENGTH}")
             counts, edges = np.histogram(_finite_floats(sequence), bins=num_bins)
             self.histogram, self.bins = counts.tolist(), edges.tolist()
         if len(self.histogram) > self.MAX_LENGTH:
@@ -65,9 +68,7 @@ def array_value(value: Any) -> Any:
     except ImportError:
         return None
     try:
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        array = np.asarray(value)
+        array = np.asarray(host_data(value))
         if array.dtype.kind not in "biuf":
             return None
         if array.size <= ARRAY_AS_LIST_MAX:

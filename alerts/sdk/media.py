@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from alerts.sdk.convert import plain_cell
+from alerts.sdk.tensors import host_data
 
 
 class Media:
@@ -64,9 +65,7 @@ def media_path(media_root: Path, relpath: str) -> Path:
 def _to_uint8_hwc(data: Any):
     import numpy as np  # Images need numpy; nothing else in the logger does.
 
-    if hasattr(data, "detach"):  # a torch tensor, perhaps on a GPU
-        data = data.detach().cpu().numpy()
-    array = np.asarray(data)
+    array = np.asarray(host_data(data))  # a torch tensor, perhaps on a GPU, perhaps bfloat16
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
         array = np.transpose(array, (1, 2, 0))  # channels first (torch) -> channels last
     if array.ndim == 3 and array.shape[-1] == 1:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from alerts.sdk.media import Media
+from alerts.sdk.tensors import host_data
+from alerts.store.jsoncodec import clean_text
 
 
 def _as_numpy(data: Any):
     import numpy as np  # arrays need numpy; nothing else in the logger does
 
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    return np.array(data)  # a copy
+    return np.array(host_data(data))  # a copy
 
 
 class _FileOrData(Media):
@@ -134,5 +134,9 @@ class Html(Media):
         self.html = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
 
     def write(self, path: Path, media_root: Path, run_id: str) -> dict:
-        path.write_text(self.html, encoding="utf-8")
+        try:
+            data = self.html.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (text cut from a tokenizer): U+FFFD, not a lost file
+            data = clean_text(self.html).encode("utf-8")
+        path.write_bytes(data)
         return {"format": "html", "size": len(self.html)}

@@ -131,12 +131,14 @@ class Run:
         sweep_id: Optional[str] = None,
         settings: Any = None,
     ) -> None:
-        self.id = id
+        # id, project, entity, group, job_type and config are read-only, as on wandb's Run: the writer
+        # keys every row by the id, so a script assigning one must get an error, not lose its rows.
+        self._id = id
         self._name = name
-        self.project = project
-        self.entity = owner
-        self.group = group
-        self.job_type = job_type
+        self._project = project
+        self._entity = owner
+        self._group = group
+        self._job_type = job_type
         self._tags = tuple(tags)
         self._notes = notes
         self._store_dir = Path(dir) if dir else None  # the store's folder (ALERTS_DIR): artifacts live there
@@ -171,10 +173,53 @@ class Run:
         self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
         self._resumed = False  # init(resume=...) continued an earlier run
         self._rule_templates: Any = None
-        self.config = Config(config, on_change=self._config_changed)
-        self.summary = Summary(summary, on_change=self._summary_changed)
+        self._config = Config(config, on_change=self._config_changed)
+        self._summary = Summary(summary, on_change=self._summary_changed)
 
     # -- identity -------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The run's id (read-only, as in wandb)."""
+        return self._id
+
+    @property
+    def project(self) -> str:
+        """The run's project (read-only, as in wandb)."""
+        return self._project
+
+    @property
+    def entity(self) -> str:
+        """The run's owner, ``ALERTS_USER`` (read-only, as in wandb)."""
+        return self._entity
+
+    @property
+    def group(self) -> Optional[str]:
+        """The run's group (read-only, as in wandb)."""
+        return self._group
+
+    @property
+    def job_type(self) -> Optional[str]:
+        """The run's job type (read-only, as in wandb)."""
+        return self._job_type
+
+    @property
+    def config(self) -> Config:
+        """The run's config (read-only: change it with ``config.update``, as in wandb)."""
+        return self._config
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary. Assigning a dict to it (which wandb tolerates) sets those keys."""
+        return self._summary
+
+    @summary.setter
+    def summary(self, value: Mapping) -> None:
+        if value is self._summary:
+            return
+        if not isinstance(value, Mapping):
+            raise TypeError(f"run.summary takes a dict, not {type(value).__name__}")
+        self._summary.update(value)
 
     @property
     def path(self) -> str:
@@ -350,11 +395,11 @@ class Run:
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
         if metrics is None:
-            self.summary._data.update(row)
+            self._summary._data.update(row)
         else:
-            metrics.update_summary(row, self.summary._data)
+            metrics.update_summary(row, self._summary._data)
         self._dirty = True
-        self._append((HISTORY, self.id, row))
+        self._append((HISTORY, self._id, row))
         self._step = step + 1
         if transitions:
             self._raise_rule_alerts(transitions)
@@ -398,7 +443,7 @@ class Run:
             self._dirty = False  # cleared before the copy: a change made meanwhile is picked up next time
             self._heartbeat_at = now
             # A copy: the writer encodes it (and repairs what no database stores) off the hot path.
-            return {"summary": self.summary._data.copy(), "last_step": self._step - 1,
+            return {"summary": self._summary._data.copy(), "last_step": self._step - 1,
                     "updated_at": now, "heartbeat_at": now}
         if now - self._heartbeat_at >= HEARTBEAT_EVERY:
             self._heartbeat_at = now

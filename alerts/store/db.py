@@ -36,6 +36,61 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+# How long fork() waits for this process's other threads to give back their SQLite connections.
+FORK_WAIT_S = 5.0
+
+
+class _ForkGate:
+    """Keeps ``fork()`` from copying this process while another of its threads uses a SQLite
+    connection.
+
+    SQLite keeps its file-lock bookkeeping in process memory, and a forked child inherits a copy:
+    forked mid-transaction, the child believes the database's write lock taken by a connection
+    that no thread of the child will ever release, and each of its own writes waits the busy
+    timeout and fails (``init()`` in a multiprocessing child raised ``StoreUnavailable``). So a
+    connection counts from its checkout from the pool to its return, and a fork waits (at most
+    ``FORK_WAIT_S``) until the other threads hold none, while new checkouts wait for the fork.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._held: dict[int, int] = {}  # id(connection record) -> the thread that checked it out
+        self._forking = False
+
+    def checkout(self, _dbapi_connection, record, _proxy) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            # A thread that holds a connection already takes another at once: the fork waits for it.
+            while self._forking and me not in self._held.values():
+                self._cond.wait()
+            self._held[id(record)] = me
+
+    def checkin(self, _dbapi_connection, record) -> None:
+        with self._cond:
+            if self._held.pop(id(record), None) is not None:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self._forking = True
+            self._cond.wait_for(lambda: all(owner == me for owner in self._held.values()), FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        # The child has one thread: the connections the parent's other threads held are not its own.
+        self._cond = threading.Condition(threading.Lock())
+        self._held = {}
+        self._forking = False
+
+
+_fork_gate = _ForkGate()
+
+
 # The PostgreSQL advisory lock that schema changes hold (one key per database: "alerts" in ASCII).
 SCHEMA_LOCK_KEY = 0x616C65727473
 
@@ -107,6 +162,8 @@ class Store:
                 url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "checkout", _fork_gate.checkout)
+            event.listen(self.engine, "checkin", _fork_gate.checkin)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         if migrate_schema:
@@ -309,6 +366,7 @@ def forget_stores() -> None:
 
 
 def _after_fork_in_child() -> None:
+    _fork_gate.after_fork_in_child()
     # A forked child must not use its parent's pooled connections (SQLite handles and PostgreSQL
     # sockets are not shareable across processes): its engines open their own, leaving the parent's
     # to the parent (close=False).
@@ -319,4 +377,5 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_fork_gate.before_fork, after_in_parent=_fork_gate.after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
