@@ -41,6 +41,7 @@ from alerts.errors import RunInUseError
 from alerts.sdk.ingest import AUTH, REJECT, IngestClient, IngestError, key_id
 from alerts.sdk.runlog import RunLog
 from alerts.sdk.spool import BATCH, CREATE, FINISH, folders
+from alerts.sdk.writers import WriterRegistry
 from alerts.sdk.worker import (ALERT, BARRIER, DROP_WARNING_EVERY, HEARTBEAT_EVERY, HISTORY, MAX_PENDING_ROWS,
                                MEDIA, RUN_UPDATE, WAKE_AT_QUEUE_LENGTH, YIELD_AT_QUEUE_LENGTH, YIELD_EVERY)
 
@@ -619,36 +620,18 @@ def _finish_body(fields: dict) -> bytes:
 
 # -- one writer per server, key and spool folder in a process ------------------------------------
 
-_writers: dict[tuple, RemoteWriter] = {}
-_writers_lock = threading.RLock()
+_writers: WriterRegistry[RemoteWriter] = WriterRegistry()
 
 
 def writer_for(url: str, api_key: str, spool_root: Path, interval: float, spool_max_bytes: int,
                media_root: Optional[Path] = None) -> RemoteWriter:
     """The process's remote writer for this server, key and spool folder (``media_root``: the local
     folder of the runs' files, ``run.dir``)."""
-    key = (url, key_id(api_key), str(spool_root.resolve()))
-    with _writers_lock:
-        writer = _writers.get(key)
-        if writer is None or writer.pid != os.getpid() or not writer._thread.is_alive():
-            writer = _writers[key] = RemoteWriter(url, api_key, spool_root, interval=interval,
-                                                  spool_max_bytes=spool_max_bytes, media_root=media_root)
-        return writer
+    return _writers.get((url, key_id(api_key), str(spool_root.resolve())),
+                        lambda: RemoteWriter(url, api_key, spool_root, interval=interval,
+                                             spool_max_bytes=spool_max_bytes, media_root=media_root))
 
 
 def close_all(timeout: float = 30.0) -> None:
     """Flush and stop every remote writer (at interpreter exit, after the runs are finished)."""
-    with _writers_lock:
-        writers = list(_writers.values())
-        _writers.clear()
-    for writer in writers:
-        if writer.pid == os.getpid():
-            writer.close(timeout)
-
-
-def _after_fork_in_child() -> None:
-    _writers.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _writers.close_all(timeout)

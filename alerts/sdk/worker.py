@@ -35,6 +35,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from alerts import clock as _clock
 from alerts.sdk.media import media_path
 from alerts.store import jsoncodec
+from alerts.sdk.writers import WriterRegistry
 from alerts.store.db import Batch, Store
 
 logger = logging.getLogger("alerts")
@@ -535,34 +536,14 @@ def _array_header(count: int) -> bytes:
     return msgpack.Packer().pack_array_header(count)
 
 
-_writers: dict[tuple[str, str], Writer] = {}
-_writers_lock = threading.RLock()  # re-entrant for the same reason as Writer._live_lock
+_writers: WriterRegistry[Writer] = WriterRegistry()
 
 
 def writer_for(store: Store, media_root: Path, interval: float) -> Writer:
     """The process's writer for a store (one thread per database, shared by every run)."""
-    key = (store.url, str(media_root.resolve()))
-    with _writers_lock:
-        writer = _writers.get(key)
-        if writer is None or writer.pid != os.getpid() or not writer._thread.is_alive():
-            writer = _writers[key] = Writer(store, media_root, interval)
-        return writer
+    return _writers.get((store.url, str(media_root.resolve())), lambda: Writer(store, media_root, interval))
 
 
 def close_all(timeout: float = 30.0) -> None:
     """Flush and stop every writer (at interpreter exit, after the runs are finished)."""
-    with _writers_lock:
-        writers = list(_writers.values())
-        _writers.clear()
-    for writer in writers:
-        if writer.pid == os.getpid():
-            writer.close(timeout)
-
-
-def _after_fork_in_child() -> None:
-    # A forked child has the parent's writers but not their threads: start afresh.
-    _writers.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _writers.close_all(timeout)
