@@ -110,18 +110,14 @@ POSTGRES_URL = os.environ.get("ALERTS_TEST_POSTGRES_URL", "postgresql+psycopg://
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_backend(request, tmp_path):
-    """A fresh :class:`Store` on each backend: SQLite in a temp folder, and PostgreSQL (the machine's
-    ``test`` database) in a schema of its own, dropped afterwards. Unreachable PostgreSQL is a skip
-    on a developer's machine and a failure in CI."""
+def empty_database_url(request, tmp_path):
+    """The URL of an empty database on each backend: SQLite in a temp folder, and PostgreSQL (the
+    machine's ``test`` database) in a schema of its own, dropped afterwards. Unreachable PostgreSQL is
+    a skip on a developer's machine and a failure in CI."""
     from sqlalchemy import create_engine, text
 
-    from alerts.store.db import Store
-
     if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'alerts.db'}")
-        yield store
-        store.dispose()
+        yield f"sqlite:///{tmp_path / 'alerts.db'}"
         return
     import uuid
 
@@ -134,12 +130,21 @@ def store_backend(request, tmp_path):
         if os.environ.get("CI"):
             raise  # CI has PostgreSQL: not reaching it is a failure, not a skip
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    store = Store(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
-    yield store
-    store.dispose()
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture
+def store_backend(empty_database_url):
+    """A fresh :class:`Store` on each backend (see ``empty_database_url``), disposed before its
+    database is dropped."""
+    from alerts.store.db import Store
+
+    store = Store(empty_database_url)
+    yield store
+    store.dispose()
 
 
 @pytest.fixture

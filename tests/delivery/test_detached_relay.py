@@ -413,7 +413,7 @@ def test_the_lease_is_held_by_one_process_freed_by_time_or_by_its_holders_death(
     assert leases.read(store_backend, "relay").pid == 2
 
 
-@pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
 def test_on_postgresql_the_detached_relay_sends_what_the_script_left(channels, slack, run_script, store_backend,
                                                                      store_dir):
     slack.fail_for(600, status=500)  # until the script has exited: it hands over

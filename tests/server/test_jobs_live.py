@@ -103,7 +103,7 @@ STORM = """
 PER_USER = 30
 
 
-@pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
 def test_two_replicas_one_killed_mid_storm_deliver_every_alert_once_and_jobs_go_on(env, backend_url, live_server,
                                                                                    slack, spawn):
     store = open_store(backend_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,28 +15,7 @@ from sqlmodel import SQLModel
 
 from alerts.store import migrate
 from alerts.store.db import Store
-from conftest import POSTGRES_URL, REPO
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """The URL of an empty database on each backend (PostgreSQL: a schema of its own, dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'alerts.db'}"
-        return
-    schema = f"alerts_mig_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = create_engine(POSTGRES_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+from conftest import REPO
 
 
 def test_head_revision_constant_matches_the_scripts():
@@ -46,8 +24,8 @@ def test_head_revision_constant_matches_the_scripts():
 
 
 @pytest.mark.parametrize("shortcut", [True, False], ids=["created", "migrated"])
-def test_a_new_store_is_migrated_to_a_schema_that_matches_the_models(empty_url, shortcut):
-    store = Store(empty_url, migrate_schema=False)
+def test_a_new_store_is_migrated_to_a_schema_that_matches_the_models(empty_database_url, shortcut):
+    store = Store(empty_database_url, migrate_schema=False)
     try:
         assert migrate.upgrade(store.engine, shortcut_when_empty=shortcut) == (None, migrate.HEAD_REVISION)
         with store.engine.connect() as conn:
@@ -86,9 +64,9 @@ def _make_pre_migration_store(url: str) -> None:
     engine.dispose()
 
 
-def test_a_store_made_before_migrations_is_adopted_with_its_rows(empty_url):
-    _make_pre_migration_store(empty_url)
-    store = Store(empty_url)  # opening it upgrades it
+def test_a_store_made_before_migrations_is_adopted_with_its_rows(empty_database_url):
+    _make_pre_migration_store(empty_database_url)
+    store = Store(empty_database_url)  # opening it upgrades it
     try:
         run = store.get_run("old1")
         assert run is not None and run.name == "old-run" and run.last_step == 41 and run.host is None
