@@ -53,9 +53,10 @@ def _nothing() -> None:
 
 
 def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = None,
-               clock: Optional[Callable[[], float]] = None, jobs: Optional[bool] = None) -> FastAPI:
+               clock: Optional[Callable[[], float]] = None, jobs: Optional[bool] = None,
+               web: bool = True) -> FastAPI:
     """The server's app. ``settings`` default to the environment's; ``store`` to the settings' database;
-    ``jobs``: start the scheduled jobs (default ``ALERTS_JOBS``, on)."""
+    ``jobs``: start the scheduled jobs (default ``ALERTS_JOBS``, on); ``web``: serve the web page at ``/``."""
     settings = settings if settings is not None else load_settings()
     run_jobs = settings.jobs if jobs is None else jobs
 
@@ -103,6 +104,10 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.include_router(rules.router, prefix=API_PREFIX)
     app.include_router(channels.router, prefix=API_PREFIX)
     app.include_router(deliveries.router, prefix=API_PREFIX)
+    if web:
+        from alerts.web import install as install_web  # the page sits above the API: imported only here
+
+        install_web(app)
     return app
 
 

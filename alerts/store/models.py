@@ -286,3 +286,19 @@ class ChannelRecord(SQLModel, table=True):
     # A new random value at every write: what tells another replica that the channel changed (a
     # timestamp would not: replicas' clocks differ, and SQLite may give a deleted id to a new row).
     etag: str = ""
+
+
+class WebSessionRecord(SQLModel, table=True):
+    """A signed-in browser of the web page (``alerts/web``): the cookie holds a random token, the store
+    its SHA-256. A session lives until it expires, its user signs out, or the API key it was opened with
+    is revoked (each request checks the key), so revoking a key also ends the browsers it signed in.
+    ``csrf`` is the token every state-changing form or call of that browser must carry."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(primary_key=True)
+    user: str = Field(foreign_key="users.name", index=True)
+    key_hash: str  # the API key it was opened with (api_keys.key_hash)
+    csrf: str
+    created_at: float
+    expires_at: float = Field(index=True)

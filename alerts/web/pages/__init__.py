@@ -1,0 +1,12 @@
+"""The pages, one module (and router) each: :func:`routers` lists them for :func:`alerts.web.install`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    """Every page's router."""
+    from alerts.web.pages import inbox
+
+    return [inbox.router]
