@@ -153,6 +153,10 @@ def test_another_users_channel_is_not_listed_and_is_404_to_test_edit_or_remove(l
     assert page.request.delete(f"{server.url}/api/v1/channels/{bob_id}", headers={"X-CSRF-Token": csrf}).status == 404
     assert [(r.name, r.user) for r in channelstore.all_records(store)] == [("bobs-room", "bob")]
     assert slack.messages("bob-hook") == []
+    file_id = page.get_attribute('tr[data-channel="alice/from-file"] button[data-test-channel]', "data-test-channel")
+    assert page.request.get(f"{server.url}/channels/{file_id}/edit").status == 409  # read-only: change the file
+    assert page.request.post(f"{server.url}/channels/{file_id}/remove", form={"csrf": csrf}).status == 409
+    assert page.locator('tr[data-channel="alice/from-file"] a').count() == 0  # no Edit or Remove offered
 
 
 # In-process: what a browser adds nothing to.

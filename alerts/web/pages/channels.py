@@ -117,13 +117,19 @@ async def add_channel(request: Request, posted=Depends(posted_form)):
     return RedirectResponse("/channels?done=added", status_code=303)
 
 
-def _found(request: Request, session: WebSession, channel_id: str):
-    """The session's channel ``channel_id`` (an admin: anyone's), or the not-found page."""
+def _found(request: Request, session: WebSession, channel_id: str, *, to_change: bool = True):
+    """The session's channel ``channel_id`` (an admin: anyone's), or the page that says why not: not
+    found, or (``to_change``) read-only because it comes from a channel file."""
     try:
-        return api.get_channel(request, channel_id, session.principal), None
+        channel = api.get_channel(request, channel_id, session.principal)
     except HTTPException as exc:
         return None, render(request, "manage_message.html", session, status_code=exc.status_code,
                             heading="No such channel", message=str(exc.detail), back="/channels")
+    if to_change and channel.read_only:
+        return None, render(request, "manage_message.html", session, status_code=409, heading="Read-only channel",
+                            message=f"{channel.name} comes from the channel file {channel.file or ''}: "
+                                    "change it there.", back="/channels")
+    return channel, None
 
 
 @router.get("/channels/{channel_id}/edit")
