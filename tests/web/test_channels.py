@@ -148,8 +148,8 @@ def test_another_users_channel_is_not_listed_and_is_404_to_test_edit_or_remove(l
     assert tested.status == 404
     assert page.request.get(f"{server.url}/channels/{bob_id}/remove").status == 404
     assert page.request.post(f"{server.url}/channels/{bob_id}/remove", form={"csrf": csrf}).status == 404
-    assert page.request.post(f"{server.url}/channels/{bob_id}/edit",
-                             form={"csrf": csrf, "name": "taken-over", "webhook_url": slack.webhook_url("x")}).status == 404
+    taken = {"csrf": csrf, "name": "taken-over", "webhook_url": slack.webhook_url("x")}
+    assert page.request.post(f"{server.url}/channels/{bob_id}/edit", form=taken).status == 404
     assert page.request.delete(f"{server.url}/api/v1/channels/{bob_id}", headers={"X-CSRF-Token": csrf}).status == 404
     assert [(r.name, r.user) for r in channelstore.all_records(store)] == [("bobs-room", "bob")]
     assert slack.messages("bob-hook") == []

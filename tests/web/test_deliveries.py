@@ -7,7 +7,6 @@ keyset pages."""
 from __future__ import annotations
 
 import re
-import textwrap
 import time
 
 import pytest
