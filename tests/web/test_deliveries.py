@@ -211,4 +211,8 @@ def test_filters_and_keyset_pages(client, app, make_user, server_store, server_c
     older = re.search(r'href="([^"]+)" rel="next"', pager_pages).group(1).replace("&amp;", "&")
     assert "channel=alice%2Fpager" in older  # a page keeps its filters
     assert "No deliveries match these filters" in client.get("/deliveries?state=dead").text
+    add_alert(server_store, "r2", "alice", title="<img src=x onerror=alert(1)>", channels=app.state.channels,
+              now=server_clock())
+    newest = client.get("/deliveries").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in newest and "<img src=x" not in newest  # a title is text
     assert "not one this page made" in client.get("/deliveries?cursor=bm90LWFuLWlk").text
