@@ -7,10 +7,10 @@ from typing import Optional
 
 from sqlalchemy import or_, select
 
+from alerts.delivery.state import group_key
 from alerts.server.accounts import Principal
 from alerts.server.alertquery import delivery_view
 from alerts.store.db import Store
-from alerts.delivery.state import group_key
 from alerts.store.models import AlertRecord, DeliveryRecord, DeliveryStateRecord
 
 

@@ -130,6 +130,7 @@ def test_add_a_webhook_send_a_test_edit_and_remove_it_with_the_url_never_sent_ba
     assert secret_part not in page.content()
     assert network.holding(secret_part) == [] and network.holding("alice-file-hook") == []
     assert any("/api/v1/channels/" in url and url.endswith("/test") for url, _ in network.bodies)
+    assert network.holding("Channel added.") and network.holding("127.0.0.1/…•••• set")  # the pages were read
     server.stop()
     assert secret_part not in server.output() and "alice-file-hook" not in server.output()
 

@@ -25,7 +25,7 @@ def list_deliveries(
     state: Optional[Literal["pending", "sent", "dead", "suppressed"]] = None,
     user: Optional[str] = Query(None, min_length=1, max_length=64, description="admins: whose deliveries"),
     alert_uid: Optional[str] = Query(None, min_length=1, max_length=64, description="the alert's uid"),
-    destination: Optional[str] = Query(None, min_length=1, max_length=512, description="a destination's key (user/name)"),
+    destination: Optional[str] = Query(None, min_length=1, max_length=512, description="a channel's key (user/name)"),
     channel: Optional[str] = Query(None, min_length=1, max_length=512,
                                    description="a channel's key (user/name): every address of an email channel"),
     run_id: Optional[str] = Query(None, min_length=1, max_length=256, description="the deliveries of this run's alerts"),
