@@ -100,3 +100,16 @@ def test_alert_detail_shows_only_the_callers_deliveries(client, app, keys, serve
     assert [d["user"] for d in detail["deliveries"]] == ["alice"]
     assert client.get(f"/api/v1/alerts/{alert_id}", headers=auth(keys["bob"])).status_code == 404
     assert len(client.get(f"/api/v1/alerts/{alert_id}", headers=auth(keys["root"])).json()["deliveries"]) == 2
+
+
+def test_filter_by_channel_and_by_run(client, app, keys, server_store, server_clock, tmp_path):
+    add_run(server_store, "r1", "alice")
+    add_run(server_store, "r2", "alice")
+    first = add_alert(server_store, "r1", "alice", title="one", channels=app.state.channels, now=server_clock())
+    add_alert(server_store, "r2", "alice", title="two", channels=app.state.channels, now=server_clock())
+    alice = auth(keys["alice"])
+    assert [d["alert_uid"] for d in _items(client.get("/api/v1/deliveries?run_id=r1", headers=alice))] == [first]
+    assert _items(client.get("/api/v1/deliveries?run_id=nope", headers=alice)) == []
+    assert len(_items(client.get("/api/v1/deliveries?channel=alice/hook", headers=alice))) == 2
+    assert _items(client.get("/api/v1/deliveries?channel=alice/ho", headers=alice)) == []  # a key, not a prefix
+    assert _items(client.get("/api/v1/deliveries?run_id=r1", headers=auth(keys["bob"]))) == []

@@ -26,11 +26,15 @@ def list_deliveries(
     user: Optional[str] = Query(None, min_length=1, max_length=64, description="admins: whose deliveries"),
     alert_uid: Optional[str] = Query(None, min_length=1, max_length=64, description="the alert's uid"),
     destination: Optional[str] = Query(None, min_length=1, max_length=512, description="a channel's key (user/name)"),
+    channel: Optional[str] = Query(None, min_length=1, max_length=512,
+                                   description="a channel's key (user/name): every address of an email channel"),
+    run_id: Optional[str] = Query(None, min_length=1, max_length=256, description="the deliveries of this run's alerts"),
     page: PageParams = Depends(page_params),
     caller: Principal = Depends(current_user),
 ) -> Page[DeliveryOut]:
     rows = deliveryquery.list_deliveries(request.app.state.store, caller, state=state, user=user, alert_uid=alert_uid,
-                                         destination=destination, limit=page.limit, after=id_after(page))
+                                         destination=destination, limit=page.limit, after=id_after(page),
+                                         channel=channel, run_id=run_id)
     items, cursor = page_of(rows, page.limit, lambda row: row["id"])
     return Page[DeliveryOut](items=[DeliveryOut(**row) for row in items], next_cursor=cursor)
 

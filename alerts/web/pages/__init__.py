@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page's router."""
-    from alerts.web.pages import inbox
+    from alerts.web.pages import channels, deliveries, inbox
 
-    return [inbox.router]
+    return [inbox.router, channels.router, deliveries.router]
