@@ -272,3 +272,47 @@ def test_with_the_scheduler_running_a_committed_alert_is_sent_when_the_relay_is_
     assert app.state.wake_relay() is None  # after shutdown: a no-op, not an error
     with server_store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(LeaseRecord)).scalar_one() == 0
+
+
+LEFT_RUNNING = """
+    import atexit, logging, threading, time
+    from apscheduler.schedulers.base import STATE_STOPPED
+    from fastapi.testclient import TestClient
+    from alerts.server import jobs
+    from alerts.server.app import create_app
+    from alerts.settings import load_settings
+
+    jobs.RELAY_EVERY = 0.05  # the relay comes due many times while the exit takes its time
+    app = create_app(load_settings(), jobs=True)
+    TestClient(app).__enter__()  # the lifespan starts and is never ended, as schemathesis' transport leaves it
+    scheduler = app.state.jobs._scheduler
+    late = threading.Event()
+
+    class Late(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.ERROR:
+                late.set()
+
+    logging.basicConfig()  # what goes wrong shows on stderr, as under pytest or uvicorn
+    logging.getLogger("apscheduler").addHandler(Late())
+
+    @atexit.register
+    def slow_exit():
+        # An exit handler that takes its time (schemathesis ends the lifespans it started here): the
+        # thread pools are ended by now, the scheduler's thread has the time to submit the relay.
+        give_up = time.monotonic() + 60
+        while scheduler.state != STATE_STOPPED and not late.wait(0.01) and time.monotonic() < give_up:
+            pass
+        print("stopped" if scheduler.state == STATE_STOPPED else "running", flush=True)
+"""
+
+
+def test_a_scheduler_still_running_when_the_interpreter_exits_prints_no_submission_error(env, run_script):
+    """An app whose lifespan never ended (schemathesis' in-process transport leaves them running; a
+    server killed mid-shutdown) exits without APScheduler's "Error submitting job "relay ..." ...
+    cannot schedule new futures after shutdown" (it followed pytest's summary in CI): the scheduler
+    is shut down before the thread pools are."""
+    result = run_script(LEFT_RUNNING, timeout=WAIT)
+    assert result.returncode == 0, result.stderr
+    assert "Error submitting job" not in result.stderr and "cannot schedule new futures" not in result.stderr, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "stopped"
