@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from alerts.server import accounts
@@ -40,10 +39,6 @@ def seeded_app(server_store, server_clock, monkeypatch, tmp_path):
         add_run(server_store, "r1", "alice")
         add_alert(server_store, "r1", "alice", channels=app.state.channels, now=server_clock(), value=math.inf)
         yield app, keys
-        # schemathesis' in-process transport starts the app's lifespan a second time and leaves it
-        # running (its pytest plugin, not run here, would end it): its scheduler went on relaying this
-        # test's store for the rest of the session, and at exit logged "Error submitting job".
-        schemathesis_asgi.shutdown_lifespans()
 
 
 def test_no_5xx_and_bodies_match_the_schema(seeded_app):
