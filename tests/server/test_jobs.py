@@ -316,3 +316,19 @@ def test_a_scheduler_still_running_when_the_interpreter_exits_prints_no_submissi
     assert result.returncode == 0, result.stderr
     assert "Error submitting job" not in result.stderr and "cannot schedule new futures" not in result.stderr, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "stopped"
+
+
+def test_two_lifespans_of_one_app_each_stop_their_own_scheduler(env, server_store):
+    """schemathesis' in-process client runs the app's lifespan beside the test's own: each lifespan
+    makes its Jobs, and the first one's scheduler went on relaying the test's store until the exit
+    (the lifespan stopped whichever Jobs the app's state held last)."""
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    app = create_app(load_settings(), store=server_store, jobs=True)
+    with TestClient(app):
+        first = app.state.jobs._scheduler
+        with TestClient(app):
+            second = app.state.jobs._scheduler
+            assert second is not first
+        assert second.state == STATE_STOPPED
+    assert first.state == STATE_STOPPED
