@@ -284,7 +284,7 @@ LEFT_RUNNING = """
 
     jobs.RELAY_EVERY = 0.05  # the relay comes due many times while the exit takes its time
     app = create_app(load_settings(), jobs=True)
-    TestClient(app).__enter__()  # the lifespan starts and is never ended, as schemathesis' transport leaves it
+    TestClient(app).__enter__()  # the lifespan starts and is never ended
     scheduler = app.state.jobs._scheduler
     late = threading.Event()
 
@@ -298,8 +298,8 @@ LEFT_RUNNING = """
 
     @atexit.register
     def slow_exit():
-        # An exit handler that takes its time (schemathesis ends the lifespans it started here): the
-        # thread pools are ended by now, the scheduler's thread has the time to submit the relay.
+        # An exit handler that takes its time (schemathesis ends its event loop here): the thread
+        # pools are ended by now, and the scheduler's thread has the time to submit the relay.
         give_up = time.monotonic() + 60
         while scheduler.state != STATE_STOPPED and not late.wait(0.01) and time.monotonic() < give_up:
             pass
@@ -308,10 +308,9 @@ LEFT_RUNNING = """
 
 
 def test_a_scheduler_still_running_when_the_interpreter_exits_prints_no_submission_error(env, run_script):
-    """An app whose lifespan never ended (schemathesis' in-process transport leaves them running; a
-    server killed mid-shutdown) exits without APScheduler's "Error submitting job "relay ..." ...
-    cannot schedule new futures after shutdown" (it followed pytest's summary in CI): the scheduler
-    is shut down before the thread pools are."""
+    """A process whose app's scheduler was never stopped (CI: the schema test's, see the test below)
+    exits without APScheduler's "Error submitting job "relay ..." ... cannot schedule new futures after
+    shutdown" (it followed pytest's summary in CI): the scheduler is shut down before the thread pools."""
     result = run_script(LEFT_RUNNING, timeout=WAIT)
     assert result.returncode == 0, result.stderr
     assert "Error submitting job" not in result.stderr and "cannot schedule new futures" not in result.stderr, result.stderr
