@@ -66,18 +66,21 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
         app.state.rules = active_rules(settings.rules, settings.dir)
         channelset.install(app, settings, app.state.store)  # app.state.channels: files' and API's
         runs.install(app)  # the remote runs' ingest, and its tick hook (stalled rules)
-        app.state.jobs = Jobs(app.state)  # after the installs above: it relays app.state.channels
+        # This lifespan stops the jobs it started, whatever app.state.jobs says by then: a second
+        # lifespan of the same app (schemathesis' in-process client runs one beside the test's)
+        # replaces it, and stopping that one instead left this one's scheduler running to the exit.
+        jobs = app.state.jobs = Jobs(app.state)  # after the installs above: it relays app.state.channels
         logger.info("alerts: serving the store %s", app.state.store.safe_url)
         if run_jobs:
-            app.state.wake_relay = app.state.jobs.wake_relay
-            app.state.jobs.start()
-        hangup = _on_sighup(app.state.jobs.reload_rules)
+            app.state.wake_relay = jobs.wake_relay
+            jobs.start()
+        hangup = _on_sighup(jobs.reload_rules)
         try:
             yield
         finally:
             hangup()
             app.state.wake_relay = _nothing
-            app.state.jobs.stop()
+            jobs.stop()
 
     app = FastAPI(
         title="alerts",

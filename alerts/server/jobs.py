@@ -35,6 +35,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -109,6 +110,7 @@ class Jobs:
         ):
             self.jobs[job.name] = job
         self._scheduler = None
+        self._scheduler_lock = threading.Lock()  # stop() and the exit hook may race to shut it down
 
     # -- running a job -------------------------------------------------------------------------------
 
@@ -260,15 +262,66 @@ class Jobs:
                               name=job.name, next_run_time=first)
         self._scheduler = scheduler
         scheduler.start()
+        _stop_at_exit(self)
         logger.info("alerts: scheduled jobs started (%s) as %s", ", ".join(self.jobs), self.leases.holder.name)
         return self
 
     def stop(self) -> None:
         """Stop the scheduler (a running pass finishes) and give the leases up."""
-        scheduler, self._scheduler = self._scheduler, None
+        self._shutdown_scheduler()
+        self.leases.release_all()
+
+    def _shutdown_scheduler(self) -> None:
+        with self._scheduler_lock:
+            scheduler, self._scheduler = self._scheduler, None
+        _running.discard(self)
         if scheduler is not None:
             scheduler.shutdown(wait=True)
-        self.leases.release_all()
+
+
+# The replicas whose scheduler runs, for the exit hook (weakly: an app that is dropped is not kept).
+_running: "weakref.WeakSet[Jobs]" = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _stop_at_exit(jobs: Jobs) -> None:
+    """Shut ``jobs``' scheduler down when the interpreter exits, if nothing stopped it before.
+
+    At exit, before any ``atexit`` handler, concurrent.futures ends every thread pool's workers, and
+    they mark their pool shut down. A scheduler still running then (an app whose lifespan never ended,
+    or ended only in an ``atexit`` handler) submits its next due job (the relay: every second) to that
+    pool, and APScheduler logs ``Error submitting job "relay ..." ... RuntimeError: cannot schedule new
+    futures after shutdown`` on the way out. So the schedulers are shut down in a hook of that same
+    exit step registered after concurrent.futures' own, which runs it first (the hooks run newest
+    first). The leases are not given up there: the store may be gone by then; they run out.
+    """
+    global _exit_hook_registered
+    import concurrent.futures.thread  # noqa: F401  (its hook first, so that ours runs before it)
+
+    with _exit_hook_lock:
+        _running.add(jobs)
+        if _exit_hook_registered:
+            return
+        register = getattr(threading, "_register_atexit", None)  # CPython's, as concurrent.futures uses it
+        if register is None:
+            import atexit
+
+            atexit.register(_shutdown_schedulers)
+        else:
+            try:
+                register(_shutdown_schedulers)
+            except RuntimeError:  # the interpreter is exiting already
+                return
+        _exit_hook_registered = True
+
+
+def _shutdown_schedulers() -> None:
+    for jobs in list(_running):
+        try:
+            jobs._shutdown_scheduler()
+        except Exception:  # at exit: nothing to tell, nobody to tell it to
+            pass
 
 
 def _ttl(every: float) -> float:

@@ -6,8 +6,11 @@ that a background thread can commit thousands of history rows at a time. Reads b
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,20 +23,66 @@ from sqlmodel import Session, create_engine, select
 from alerts.store import jsoncodec, migrate
 from alerts.store.models import AlertRecord, DeliveryRecord, HistoryChunk, MediaRecord, RunRecord
 
+logger = logging.getLogger("alerts")
+
 # How long a SQLite writer waits for another process's transaction before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    # First, so that every statement below waits for other processes' locks (pysqlite's timeout= sets
+    # the same; said again here so that this hook does not depend on how the engine was made).
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL lets readers (``alerts runs``) and several writer processes (DDP ranks) share the file;
     # synchronous=NORMAL in WAL mode survives a killed process (the WAL lives in the OS cache) and
     # only risks the last commits on power loss, for a fraction of the fsyncs.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enter_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _enter_wal(cursor) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the write lock.
+
+    On a file not yet in WAL mode (a brand-new store) the pragma reads the header and then writes it:
+    a read-then-write inside SQLite that, when another connection holds the write lock (another
+    process switching the same new file to WAL, or creating its tables), fails at once with
+    SQLITE_BUSY instead of calling the busy handler (the read lock it holds could deadlock the
+    other writer). The pragma cannot run inside ``BEGIN IMMEDIATE`` either, so it is retried here,
+    with the backoff SQLite's own busy handler uses, within the same busy timeout. Once the file is
+    in WAL mode the pragma only reads, and succeeds the first time.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    attempt = 0
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            left = deadline - time.monotonic()
+            if not _is_busy(exc) or left <= 0:
+                raise
+            if attempt == 0:
+                logger.debug("another connection holds the write lock of a store not yet in WAL mode: waiting")
+            time.sleep(min(_WAL_RETRY_DELAYS_S[min(attempt, len(_WAL_RETRY_DELAYS_S) - 1)], left))
+            attempt += 1
+
+
+# SQLite's busy handler's sleeps (sqliteDefaultBusyCallback), first to last, then the last again.
+_WAL_RETRY_DELAYS_S = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
+
+
+_SQLITE_BUSY = 5  # the primary result code (sqlite3.SQLITE_BUSY exists from Python 3.11 only)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite said SQLITE_BUSY (any extended code of it): another connection's lock."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF == _SQLITE_BUSY
+    return "database is locked" in str(exc)
 
 
 # How long fork() waits for this process's other threads to give back their SQLite connections.

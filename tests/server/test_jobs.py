@@ -272,3 +272,62 @@ def test_with_the_scheduler_running_a_committed_alert_is_sent_when_the_relay_is_
     assert app.state.wake_relay() is None  # after shutdown: a no-op, not an error
     with server_store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(LeaseRecord)).scalar_one() == 0
+
+
+LEFT_RUNNING = """
+    import atexit, logging, threading, time
+    from apscheduler.schedulers.base import STATE_STOPPED
+    from fastapi.testclient import TestClient
+    from alerts.server import jobs
+    from alerts.server.app import create_app
+    from alerts.settings import load_settings
+
+    jobs.RELAY_EVERY = 0.05  # the relay comes due many times while the exit takes its time
+    app = create_app(load_settings(), jobs=True)
+    TestClient(app).__enter__()  # the lifespan starts and is never ended
+    scheduler = app.state.jobs._scheduler
+    late = threading.Event()
+
+    class Late(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.ERROR:
+                late.set()
+
+    logging.basicConfig()  # what goes wrong shows on stderr, as under pytest or uvicorn
+    logging.getLogger("apscheduler").addHandler(Late())
+
+    @atexit.register
+    def slow_exit():
+        # An exit handler that takes its time (schemathesis ends its event loop here): the thread
+        # pools are ended by now, and the scheduler's thread has the time to submit the relay.
+        give_up = time.monotonic() + 60
+        while scheduler.state != STATE_STOPPED and not late.wait(0.01) and time.monotonic() < give_up:
+            pass
+        print("stopped" if scheduler.state == STATE_STOPPED else "running", flush=True)
+"""
+
+
+def test_a_scheduler_still_running_when_the_interpreter_exits_prints_no_submission_error(env, run_script):
+    """A process whose app's scheduler was never stopped (CI: the schema test's, see the test below)
+    exits without APScheduler's "Error submitting job "relay ..." ... cannot schedule new futures after
+    shutdown" (it followed pytest's summary in CI): the scheduler is shut down before the thread pools."""
+    result = run_script(LEFT_RUNNING, timeout=WAIT)
+    assert result.returncode == 0, result.stderr
+    assert "Error submitting job" not in result.stderr and "cannot schedule new futures" not in result.stderr, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "stopped"
+
+
+def test_two_lifespans_of_one_app_each_stop_their_own_scheduler(env, server_store):
+    """schemathesis' in-process client runs the app's lifespan beside the test's own: each lifespan
+    makes its Jobs, and the first one's scheduler went on relaying the test's store until the exit
+    (the lifespan stopped whichever Jobs the app's state held last)."""
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    app = create_app(load_settings(), store=server_store, jobs=True)
+    with TestClient(app):
+        first = app.state.jobs._scheduler
+        with TestClient(app):
+            second = app.state.jobs._scheduler
+            assert second is not first
+        assert second.state == STATE_STOPPED
+    assert first.state == STATE_STOPPED

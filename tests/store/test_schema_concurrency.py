@@ -132,3 +132,58 @@ def test_opening_an_existing_store_takes_no_write_lock(tmp_path, monkeypatch):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_opening_a_new_store_waits_while_another_process_switches_it_to_wal(tmp_path):
+    """The moment the CI run failed at, held still: another process has the brand-new file's write
+    lock (it is switching the file to WAL, or creating the tables) just as this one opens the store.
+    Opening must wait for it, not fail at once with "database is locked" (``PRAGMA journal_mode=WAL``
+    on a file not yet in WAL mode reads, then writes, and SQLite answers that upgrade SQLITE_BUSY
+    without calling the busy handler)."""
+    import logging
+    import sqlite3
+    import threading
+
+    from alerts.store import db
+
+    path = tmp_path / "alerts.db"
+    holder = sqlite3.connect(path, isolation_level=None)  # like a second process: its own connection
+    holder.execute("BEGIN IMMEDIATE")  # the write lock of the new, empty, not yet WAL file
+    settled = threading.Event()  # the opening failed or succeeded, or it waits for the lock
+    outcome: dict = {}
+
+    class WaitSeen(logging.Handler):
+        def emit(self, record):
+            if "not yet in WAL mode: waiting" in record.getMessage():
+                settled.set()
+
+    def open_store():
+        try:
+            outcome["store"] = db.Store(f"sqlite:///{path}")
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            outcome["error"] = exc
+        settled.set()
+
+    alerts_logger = logging.getLogger("alerts")
+    handler, level = WaitSeen(logging.DEBUG), alerts_logger.level
+    alerts_logger.addHandler(handler)
+    alerts_logger.setLevel(logging.DEBUG)
+    opener = threading.Thread(target=open_store)
+    try:
+        opener.start()
+        assert settled.wait(60), "Store() neither returned nor waited"
+        assert "error" not in outcome, f"opening failed while another connection held the lock: {outcome.get('error')}"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        opener.join(60)
+        alerts_logger.removeHandler(handler)
+        alerts_logger.setLevel(level)
+    assert "error" not in outcome, f"opening failed after the lock was released: {outcome.get('error')}"
+    store = outcome["store"]
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert store.get_run("nope") is None  # the tables were made once the lock was free
+    finally:
+        store.dispose()
