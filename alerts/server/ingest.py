@@ -8,7 +8,7 @@ the run row's lock first (PostgreSQL) or the database's write lock (SQLite, ``BE
 posts of one seq at once, to one server or to two replicas, store it exactly once.
 
 In that same transaction: the history rows (one chunk), the summary (last value of each key, then the
-keys the script set), the config, the alerts (rule transitions found by the run's engine in
+keys the script set), the config, the run's name, tags and notes when the script changed them, the alerts (rule transitions found by the run's engine in
 :mod:`alerts.server.live`, and the script's ``alert()`` calls) and their outbox rows; the relay is woken
 after the commit. Rules are evaluated at the server's time of receipt: outbox rows must never be due on
 a client's clock, and the stalled rules compare with the server's clock.
@@ -214,8 +214,16 @@ class Ingest:
                 fields["summary"] = jsoncodec.dumps(summary)
             if body.config is not None:
                 fields["config"] = jsoncodec.dumps(body.config)
+            changed = body.run.changes() if body.run is not None else {}
+            if changed:  # run.name / run.tags / run.notes set by the script after init()
+                fields.update(changed)
+                if "tags" in changed:
+                    fields["tags"] = jsoncodec.dumps(changed["tags"])
             conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
             routed = _insert_alerts(conn, alerts)
+        if alive and ("name" in changed or "tags" in changed):
+            # The rules see the new name and tags from the next batch on, as in the embedded mode.
+            self.live.identity_changed(live, changed, now)
         answer = {"seq": body.seq, "stored": True, "last_seq": body.seq, "dropped_rows": len(body.rows) - len(rows)}
         return answer, routed, alive, len(alerts)
 

@@ -119,6 +119,16 @@ class LiveRuns:
             fresh.restore_firing(self.store.firing_rule_alerts(live.run_id))
         live.rules = fresh
 
+    def identity_changed(self, live: LiveRun, changed: dict, now: float) -> None:
+        """The script renamed the run or changed its tags (``changed``: the new ``name``/``tags``):
+        its rules see them from now on (a rule selecting on tags may now apply, or no longer); the
+        series of the rules that still apply go on. Called with the run's lock held."""
+        info = live.info
+        live.info = RunInfo(id=info.id, name=changed.get("name", info.name), project=info.project, owner=info.owner,
+                            group=info.group, job_type=info.job_type,
+                            tags=tuple(changed["tags"]) if "tags" in changed else info.tags)
+        live.rules = self._rules_for(live.info, now, previous=live.rules)
+
     def ended(self, record: RunRecord) -> LiveRun:
         """A stand-in for a run that has ended: no rules, kept nowhere (a late batch is stored, not judged)."""
         return LiveRun(record.id, run_info(record), None, self.active.generation, record.updated_at)
