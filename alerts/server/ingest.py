@@ -53,13 +53,21 @@ NEW_ID_ATTEMPTS = 5
 ALIVE_AGAIN = {"state": "running", "finished_at": None, "exit_code": None, "error_type": None, "error_text": None}
 
 
-class IngestError(Exception):
-    """A request that cannot be done: ``status`` and ``detail`` are the HTTP answer."""
+# The ``X-Alerts-Reason`` of a 409 whose run another live process is writing: the SDK raises
+# RunInUseError for it, as the embedded store does (the detail is for people, this for programs).
+REASON_HEADER = "X-Alerts-Reason"
+RUN_IN_USE = "run-in-use"
 
-    def __init__(self, status: int, detail: Any) -> None:
+
+class IngestError(Exception):
+    """A request that cannot be done: ``status`` and ``detail`` are the HTTP answer, ``reason`` (if any)
+    its :data:`REASON_HEADER`."""
+
+    def __init__(self, status: int, detail: Any, reason: Optional[str] = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.reason = reason
 
 
 def _invalid(field: str, exc: Exception) -> IngestError:
@@ -148,7 +156,9 @@ class Ingest:
 
         try:
             claims.claim(self.store, existing.id, fields_for, now, self.host)
-        except (RunInUseError, UsageError) as exc:  # another live process writes it; it vanished meanwhile
+        except RunInUseError as exc:  # another live process writes it
+            raise IngestError(409, str(exc), RUN_IN_USE) from None
+        except UsageError as exc:  # it vanished meanwhile
             raise IngestError(409, str(exc)) from None
         return self._started(existing.id, now, resumed=True)
 
