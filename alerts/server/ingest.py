@@ -328,15 +328,74 @@ class Ingest:
     # -- the tick hook ----------------------------------------------------------------------------
 
     def check_stalled(self, now: float, channels: Any) -> int:
-        """Evaluate the stalled rules of the live remote runs; record and route what fires. How many."""
-        alerts = self.live.check_stalled(now, channels)
-        if not alerts:
-            return 0
-        with self.store.write_transaction() as conn:
-            routed = _insert_alerts(conn, alerts)
+        """Evaluate the stalled rules of the live remote runs; record and route what fires, once
+        across replicas. How many alerts were recorded.
+
+        Every replica evaluates the runs it has heard from, so two replicas that both get a run's
+        heartbeats both find it stalled. Each verdict is checked in a transaction that first takes the
+        run's row (a no-op conditional UPDATE: the row lock on PostgreSQL, the write lock on SQLite),
+        so the replicas take turns, and the second sees what the first committed: a stalled series
+        whose last alert says firing (within the rule's ``repeat_interval``) is not recorded again,
+        and a run that stored rows through another replica since this engine last saw some is not
+        stalled unless those are old too.
+        """
+        recorded = 0
+        routed = False
+        for live, transitions in self.live.stalled_transitions(now):
+            with live.lock:  # as a batch of the run: one thing at a time touches its engine
+                try:
+                    count, sent = self._record_stalled(live, transitions, now, channels)
+                except Exception:
+                    logger.exception("alerts: could not record the stalled alerts of run %s", live.run_id)
+                    self.live.forget(live.run_id)  # its engine's state is in doubt: rebuilt when heard from
+                    continue
+            recorded += count
+            routed = routed or sent
         if routed:
             self.wake()
-        return len(alerts)
+        return recorded
+
+    def _record_stalled(self, live: LiveRun, transitions: list, now: float, channels: Any) -> tuple[int, bool]:
+        """Record the transitions no other replica recorded (see :meth:`check_stalled`); ``(alerts
+        recorded, whether outbox rows were)``."""
+        with self.store.write_transaction() as conn:
+            held = conn.execute(update(RunRecord)
+                                .where(RunRecord.id == live.run_id, RunRecord.state.in_(LIVE_STATES))
+                                .values(last_seq=RunRecord.last_seq)).rowcount
+            if not held:  # ended meanwhile (through another replica): nothing is stalled
+                self.live.forget(live.run_id)
+                return 0, False
+            updated_at, last_step = conn.execute(select(RunRecord.updated_at, RunRecord.last_step)
+                                                 .where(RunRecord.id == live.run_id)).one()
+            rules = live.rules
+            seen = rules.last_step if rules.last_step is not None else -1
+            logged_elsewhere = last_step > seen  # rows this engine never saw: stored through another replica
+            kept = []
+            for transition in transitions:
+                rule = transition.rule
+                if transition.status != "firing":
+                    kept.append(transition)
+                elif logged_elsewhere and now - updated_at < rule.after:
+                    rules.stalled_overruled(rule.name, None, updated_at)
+                else:
+                    notified_at = _firing_since(conn, live.run_id, rule.name)
+                    repeat = rule.repeat_interval
+                    if notified_at is not None and (repeat is None or now - notified_at < repeat):
+                        rules.stalled_overruled(rule.name, notified_at, rules.last_data_at)
+                    else:
+                        kept.append(transition)
+            alerts = self.live.alert_rows(kept, channels) if kept else []
+            routed = _insert_alerts(conn, alerts)
+        return len(alerts), routed
+
+
+def _firing_since(conn: Connection, run_id: str, rule: str) -> Optional[float]:
+    """When the stalled series ``rule`` of a run last notified, if its last alert says firing; else None."""
+    last = conn.execute(select(AlertRecord.status, AlertRecord.created_at)
+                        .where(AlertRecord.run_id == run_id, AlertRecord.source == "rule", AlertRecord.rule == rule,
+                               AlertRecord.metric.is_(None))
+                        .order_by(AlertRecord.id.desc()).limit(1)).first()
+    return last[1] if last is not None and last[0] == "firing" else None
 
 
 def _insert_alerts(conn: Connection, alerts: list[tuple[dict, list]]) -> bool:
