@@ -137,3 +137,61 @@ def test_a_run_logging_through_one_replica_is_not_stalled_on_the_other(replicas)
         for replica in (one, two):
             replica.app.state.jobs.run("ticks", clock())
     assert stalled_alerts(one.store, "r") == [("quiet", "firing")]
+
+
+LOSS_RULE = "rules:\n  - {name: loss-high, metric: loss, condition: '> 10'}\n"
+ACC_RULE = "rules:\n  - {name: acc-low, metric: acc, condition: '< 0.5'}\n"
+
+
+def rules_of(replica: Replica, key: str) -> list[str]:
+    answer = replica.client.get(f"{API}/rules", headers=auth(key))
+    assert answer.status_code == 200, answer.text
+    return [rule["name"] for rule in answer.json()["items"]]
+
+
+def rewrite_rules(replicas: tuple, text: str) -> None:
+    """The same new rule file deployed on every replica's machine (each reads its own copy)."""
+    for replica in replicas:
+        (replica.app.state.rules.rules_path / "r.yaml").write_text(text)
+
+
+def test_a_reload_asked_of_one_replica_reaches_the_other_within_one_pass(replicas, tmp_path):
+    (one, two), _, clock = replicas(LOSS_RULE, LOSS_RULE)
+    root = accounts.add_user(one.store, "root", admin=True, now=T0)
+    rewrite_rules((one, two), ACC_RULE)
+    assert two.app.state.jobs.run("rules", clock()) == "ran"
+    assert rules_of(two, root) == ["loss-high"]  # nobody asked yet: the files alone change nothing
+    answer = one.client.post(f"{API}/rules/reload", headers=auth(root))
+    assert answer.status_code == 200 and answer.json()["rules"] == 1
+    assert rules_of(one, root) == ["acc-low"]
+    assert rules_of(two, root) == ["loss-high"]  # until its next pass of the rules job
+    clock.advance(5)
+    for replica in (one, two):
+        replica.app.state.jobs.run("rules", clock())
+    assert rules_of(two, root) == ["acc-low"]
+    # The reloaded rules judge the runs whose batches reach the other replica.
+    one.post("/runs", root, {"id": "r", "project": "p"})
+    two.post("/runs/r/batches", root, {"seq": 1, "rows": [{"step": 0, "time": T0, "values": {"acc": 0.1}}]})
+    assert [a.rule for a in two.store.alerts_of("r")] == ["acc-low"]
+    generation = two.app.state.rules.generation
+    clock.advance(5)
+    two.app.state.jobs.run("rules", clock())  # nothing new asked: no reload again
+    assert two.app.state.rules.generation == generation
+
+    rewrite_rules((one, two), LOSS_RULE)  # SIGHUP to replica two this time: one follows
+    two.app.state.jobs.reload_rules()
+    assert rules_of(two, root) == ["loss-high"]
+    clock.advance(5)
+    one.app.state.jobs.run("rules", clock())
+    assert rules_of(one, root) == ["loss-high"]
+
+
+def test_a_reload_whose_files_do_not_load_is_not_passed_on(replicas):
+    (one, two), _, clock = replicas(LOSS_RULE, LOSS_RULE)
+    root = accounts.add_user(one.store, "root", admin=True, now=T0)
+    rewrite_rules((one, two), "rules:\n  - {name: broken, metric: loss, condition: '>>> 1'}\n")
+    assert one.client.post(f"{API}/rules/reload", headers=auth(root)).status_code == 422
+    clock.advance(5)
+    two.app.state.jobs.run("rules", clock())
+    assert rules_of(one, root) == rules_of(two, root) == ["loss-high"]
+    assert two.app.state.rules.last_error is None  # two was not asked to load the broken files

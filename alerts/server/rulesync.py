@@ -1,0 +1,50 @@
+"""The rules reload across server replicas.
+
+A reload asked of one replica (``POST /api/v1/rules/reload``, SIGHUP, ``alerts rules reload`` on its
+folder) loads that replica's rule files and, if they load, moves the store's rules generation forward
+(:mod:`alerts.store.generations`). Every replica's ``rules`` job (every 5 s) compares the store's
+generation with the one it last followed and, when it moved, reloads its own rule files: one reload
+reaches every replica within one pass. Replicas are meant to run with the same rule files (each reads
+its own copy); a replica whose files do not load keeps its previous rules and logs why, as for a
+reload asked of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from alerts.store import generations
+from alerts.store.db import Store
+
+logger = logging.getLogger("alerts.server")
+
+
+class RuleSync:
+    """One replica's side: ``published`` after it reloaded on request, ``follow`` at each pass."""
+
+    def __init__(self, store: Store, active: Any) -> None:
+        self.store = store
+        self.active = active  # the replica's ActiveRules
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # The rules in force were just loaded from the files: reloads asked before now are included.
+        self.seen = generations.current(store)
+
+    def published(self, now: float) -> int:
+        """This replica reloaded its rules on request: the others follow. The new generation."""
+        self.seen = generations.bump(self.store, now, self.name)
+        return self.seen
+
+    def follow(self) -> bool:
+        """Reload the rule files if another replica reloaded since the last look; True if reloaded."""
+        current = generations.current(self.store)
+        if current <= self.seen:
+            return False
+        self.seen = current  # a set that does not load is not retried until the next reload is asked
+        if not self.active.load():
+            return False
+        logger.warning("alerts: rules reloaded from %s (%d rules): another replica reloaded them",
+                       self.active.rules_path, len(self.active.ruleset))
+        return True
