@@ -14,12 +14,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 from alerts.store import generations
 from alerts.store.db import Store
 
 logger = logging.getLogger("alerts.server")
+
+# Seconds between two looks from the request path (a replica without jobs, ALERTS_JOBS=0, has no rules
+# job: its runs' batches are judged by rules that follow the others' reloads all the same).
+FOLLOW_EVERY = 5.0
 
 
 class RuleSync:
@@ -31,6 +36,8 @@ class RuleSync:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         # The rules in force were just loaded from the files: reloads asked before now are included.
         self.seen = generations.current(store)
+        self._next_look = float("-inf")
+        self._lock = threading.Lock()  # one look at a time (the rules job, requests)
 
     def published(self, now: float) -> int:
         """This replica reloaded its rules on request: the others follow. The new generation."""
@@ -39,12 +46,24 @@ class RuleSync:
 
     def follow(self) -> bool:
         """Reload the rule files if another replica reloaded since the last look; True if reloaded."""
-        current = generations.current(self.store)
-        if current <= self.seen:
-            return False
-        self.seen = current  # a set that does not load is not retried until the next reload is asked
-        if not self.active.load():
-            return False
+        if not self._lock.acquire(blocking=False):
+            return False  # another thread is looking now
+        try:
+            current = generations.current(self.store)
+            if current <= self.seen:
+                return False
+            self.seen = current  # a set that does not load is not retried until the next reload is asked
+            if not self.active.load():
+                return False
+        finally:
+            self._lock.release()
         logger.warning("alerts: rules reloaded from %s (%d rules): another replica reloaded them",
                        self.active.rules_path, len(self.active.ruleset))
         return True
+
+    def follow_if_due(self, now: float) -> bool:
+        """:meth:`follow`, at most every :data:`FOLLOW_EVERY` seconds (what a request calls)."""
+        if now < self._next_look:
+            return False
+        self._next_look = now + FOLLOW_EVERY
+        return self.follow()

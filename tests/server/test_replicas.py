@@ -195,3 +195,15 @@ def test_a_reload_whose_files_do_not_load_is_not_passed_on(replicas):
     two.app.state.jobs.run("rules", clock())
     assert rules_of(one, root) == rules_of(two, root) == ["loss-high"]
     assert two.app.state.rules.last_error is None  # two was not asked to load the broken files
+
+
+def test_a_replica_without_jobs_follows_a_reload_at_its_next_batch(replicas):
+    (one, two), _, clock = replicas(LOSS_RULE, LOSS_RULE)  # two never runs its jobs: ALERTS_JOBS=0
+    root = accounts.add_user(one.store, "root", admin=True, now=T0)
+    one.post("/runs", root, {"id": "r", "project": "p"})
+    two.post("/runs/r/batches", root, {"seq": 1, "rows": [{"step": 0, "time": T0, "values": {"acc": 0.1}}]})
+    rewrite_rules((one, two), ACC_RULE)
+    assert one.client.post(f"{API}/rules/reload", headers=auth(root)).status_code == 200
+    clock.advance(5)
+    two.post("/runs/r/batches", root, {"seq": 2, "rows": [{"step": 1, "time": T0, "values": {"acc": 0.2}}]})
+    assert [a.rule for a in two.store.alerts_of("r")] == ["acc-low"]

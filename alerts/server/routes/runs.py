@@ -51,6 +51,9 @@ def install(app: FastAPI) -> Ingest:
 
 
 def _ingest(request: Request) -> Ingest:
+    sync = getattr(request.app.state, "rule_sync", None)
+    if sync is not None:  # a replica without jobs follows the others' rules reloads from here
+        sync.follow_if_due(_now(request))
     return install(request.app)
 
 
