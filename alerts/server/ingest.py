@@ -199,11 +199,16 @@ class Ingest:
             if not moved:  # a replay: nothing stored
                 last_seq = conn.execute(select(RunRecord.last_seq).where(RunRecord.id == run_id)).scalar()
                 return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False, True, 0
-            state, summary_text, last_step, created_at = conn.execute(
-                select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at)
+            state, summary_text, last_step, created_at, name, tags_text = conn.execute(
+                select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at, RunRecord.name,
+                       RunRecord.tags)
                 .where(RunRecord.id == run_id)).one()
             rows = [row for row in body.rows if row.step > last_step]  # steps increase: a lower one is dropped
             alive = state in LIVE_STATES
+            if alive:
+                tags = tuple(jsoncodec.loads(tags_text) or ())
+                if (name, tags) != (live.info.name, live.info.tags):  # renamed through another replica
+                    self.live.identity_changed(live, {"name": name, "tags": list(tags)}, now)
             if alive and rows:
                 self.live.catch_up(live, last_step, now)
             summary = jsoncodec.loads(summary_text) if rows or body.summary else None

@@ -207,3 +207,13 @@ def test_a_replica_without_jobs_follows_a_reload_at_its_next_batch(replicas):
     clock.advance(5)
     two.post("/runs/r/batches", root, {"seq": 2, "rows": [{"step": 1, "time": T0, "values": {"acc": 0.2}}]})
     assert [a.rule for a in two.store.alerts_of("r")] == ["acc-low"]
+
+
+def test_a_run_renamed_through_one_replica_is_named_so_by_the_other(replicas):
+    (one, two), key, clock = replicas(LOSS_RULE.replace("}", ", title: '{run.name} {run.tags}'}"), LOSS_RULE)
+    one.post("/runs", key, {"id": "r", "project": "p", "name": "trial"})
+    one.post("/runs/r/batches", key, {"seq": 1, "rows": [{"step": 0, "time": T0, "values": {"loss": 1.0}}]})
+    two.post("/runs/r/batches", key, {"seq": 2, "run": {"name": "trial-2", "tags": ["lr-sweep"]}})
+    one.post("/runs/r/batches", key, {"seq": 3, "rows": [{"step": 1, "time": T0, "values": {"loss": 50.0}}]})
+    (alert,) = one.store.alerts_of("r")
+    assert alert.title.startswith("trial-2") and "lr-sweep" in alert.title
