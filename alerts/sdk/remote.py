@@ -404,12 +404,15 @@ class RemoteWriter:
             chunks = [[]]
         for position, chunk in enumerate(chunks):
             last = position == len(chunks) - 1
-            # The alerts, config, summary and the run's name, tags and notes ride with the last batch:
-            # after the rows logged before them.
+            # The alerts, config and summary ride with the last batch: after the rows logged before them.
             body = _batch_body(chunk, acc.alerts if last else (), acc.config if last else None,
-                               summary if last else None, acc.identity if last else None)
+                               summary if last else None)
             if body != b"{}":
                 log.add(BATCH, body, rows=len(chunk), alerts=len(acc.alerts) if last else 0)
+        if acc.identity:
+            # The run's name, tags and notes in a batch of their own, after the others: a server from
+            # before they were sent refuses it (an unknown field), and only the change is lost.
+            log.add(BATCH, _batch_body([], (), None, None, acc.identity))
         if acc.finish is not None:
             log.add(FINISH, _finish_body(acc.finish))
 
