@@ -20,12 +20,14 @@ from alerts.store.db import open_store
 from remote.remote_helpers import spooled, wait_until, writer_of
 from tests.server.conftest import REPO, LiveServer, free_port
 
+STARTUP = 120.0  # seconds a server may take to answer on a loaded machine (a bound, not a timing)
+
 
 @pytest.fixture
 def served(store_dir, tmp_path, monkeypatch):
     """A real server over the test's store, alice's key, and scripts in this test logging to it."""
     key = accounts.add_user(open_store(load_settings().resolved_database_url()), "alice", now=time.time())
-    server = LiveServer({**os.environ, "PYTHONPATH": str(REPO)}, free_port(), tmp_path / "serve.log").start()
+    server = LiveServer({**os.environ, "PYTHONPATH": str(REPO)}, free_port(), tmp_path / "serve.log").start(STARTUP)
     monkeypatch.setenv("ALERTS_URL", server.url)
     monkeypatch.setenv("ALERTS_API_KEY", key)
     yield server, key
@@ -67,7 +69,7 @@ def test_changes_after_init_reach_the_server_in_order_through_a_restart(served, 
     on_disk = [json.loads((folder / name).read_bytes()) for name in spooled(folder) if ".batch." in name]
     spooled_changes = {key: value for body in on_disk for key, value in body.get("run", {}).items()}
     assert spooled_changes == {"name": "third", "notes": None}
-    server.start()
+    server.start(STARTUP)
     run.name = "fourth"  # after the spooled one: it must win
     run.summary["best_acc"] = 0.95
     assert writer_of(run).flush(60)
