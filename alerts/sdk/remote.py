@@ -14,8 +14,8 @@ spool folder on disk (fsync'd; :mod:`alerts.sdk.spool`), the writer backs off (e
 replays the spool in order. A replayed batch the server stored already is answered ``stored=false``:
 harmless. Each run's spool is bounded by ``ALERTS_SPOOL_MAX_BYTES``: past it the oldest history rows are
 dropped (counted, with a warning); alerts, config, summary, the run's name, tags and notes, and its end
-never are. A 4xx other than 401/403
-means the request can never be taken: it is dropped with an error naming what the server said.
+never are. A 4xx other than 401/403 means the request can never be taken: it is dropped with an error
+naming what the server said.
 
 At exit what is still unacknowledged stays in the spool; the next process using the same ``ALERTS_DIR``
 with the same server and key replays it (``alerts sync`` too).

@@ -8,9 +8,9 @@ the run row's lock first (PostgreSQL) or the database's write lock (SQLite, ``BE
 posts of one seq at once, to one server or to two replicas, store it exactly once.
 
 In that same transaction: the history rows (one chunk), the summary (last value of each key, then the
-keys the script set), the config, the run's name, tags and notes when the script changed them, the alerts (rule transitions found by the run's engine in
-:mod:`alerts.server.live`, and the script's ``alert()`` calls) and their outbox rows; the relay is woken
-after the commit. Rules are evaluated at the server's time of receipt: outbox rows must never be due on
+keys the script set), the config, the run's name, tags and notes when the script changed them, the
+alerts (rule transitions found by the run's engine in :mod:`alerts.server.live`, and the script's
+``alert()`` calls) and their outbox rows; the relay is woken after the commit. Rules are evaluated at the server's time of receipt: outbox rows must never be due on
 a client's clock, and the stalled rules compare with the server's clock.
 
 A run the server marked ``crashed`` (its heartbeats stopped, e.g. while its network was down) that sends
@@ -373,6 +373,8 @@ class Ingest:
             updated_at, last_step = conn.execute(select(RunRecord.updated_at, RunRecord.last_step)
                                                  .where(RunRecord.id == live.run_id)).one()
             rules = live.rules
+            if rules is None:  # its rules went with a reload meanwhile: nothing to record
+                return 0, False
             seen = rules.last_step if rules.last_step is not None else -1
             logged_elsewhere = last_step > seen  # rows this engine never saw: stored through another replica
             kept = []
