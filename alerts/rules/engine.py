@@ -431,6 +431,21 @@ class RunRules:
             self._stalled_firing = any(s.phase == FIRING for s in self._stalled_states.values())
         return out
 
+    def stalled_overruled(self, rule_name: str, firing_since: Optional[float], last_data_at: float) -> None:
+        """A stalled verdict of this engine that was not recorded, because the store knows better (a
+        server replica sharing the run): ``firing_since`` is when another replica notified it (the
+        series goes on firing, a repeat counted from then), or None: the run logged through another
+        replica at ``last_data_at`` (the series is inactive again, silence counted from then)."""
+        with self._stalled_lock:
+            self.last_data_at = max(self.last_data_at, last_data_at)
+            state = self._stalled_states.get(rule_name)
+            if state is not None:
+                if firing_since is None:
+                    state.phase, state.count, state.since, state.fired_at = INACTIVE, 0, None, None
+                else:
+                    state.phase, state.fired_at = FIRING, firing_since
+            self._stalled_firing = any(s.phase == FIRING for s in self._stalled_states.values())
+
     def _data_arrived(self, now: float) -> Optional[list[Transition]]:
         """Data came back to a run a stalled rule fires for: resolve it, saying how long it was silent."""
         out = []

@@ -34,6 +34,9 @@ READ_TIMEOUT = 15.0
 MAX_DETAIL_CHARS = 500
 
 RETRY, AUTH, REJECT = "retry", "auth", "reject"
+# A refusal's reason, for a program (the server's ``X-Alerts-Reason``): another live process writes the run.
+REASON_HEADER = "X-Alerts-Reason"
+RUN_IN_USE = "run-in-use"
 
 
 def verdict_for(status: int) -> Optional[str]:
@@ -51,11 +54,14 @@ class IngestError(Exception):
     """A request to the server that did not succeed (see the module docstring for ``verdict``)."""
 
     def __init__(self, message: str, verdict: str, status: Optional[int] = None,
-                 retry_after: Optional[float] = None) -> None:
+                 retry_after: Optional[float] = None, reason: Optional[str] = None,
+                 detail: Optional[str] = None) -> None:
         super().__init__(message)
         self.verdict = verdict
         self.status = status
         self.retry_after = retry_after
+        self.reason = reason  # the server's X-Alerts-Reason (RUN_IN_USE), if it gave one
+        self.detail = detail  # what the server said, redacted
 
 
 def key_id(api_key: str) -> str:
@@ -123,8 +129,10 @@ class IngestClient:
             raise IngestError(f"could not reach {self.url} ({type(exc).__name__}: {redact(str(exc))})", RETRY) from None
         verdict = verdict_for(response.status_code)
         if verdict is not None:
-            raise IngestError(f"{self.url} answered {response.status_code} to {method} {path}: "
-                              f"{_detail(response)}", verdict, response.status_code, _retry_after(response))
+            detail = _detail(response)
+            raise IngestError(f"{self.url} answered {response.status_code} to {method} {path}: {detail}", verdict,
+                              response.status_code, _retry_after(response), response.headers.get(REASON_HEADER),
+                              detail)
         if response.status_code == 204 or not response.content:
             return None
         try:

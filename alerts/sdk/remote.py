@@ -3,18 +3,19 @@
 ``Run`` is the same object as in the embedded mode and ``log()`` the same microsecond append to a deque;
 only the thread that drains the deque differs. Every ``interval`` seconds (or sooner when the deque is
 long, or on ``flush()``) it turns what was queued into one batch per run (at most
-:data:`MAX_ROWS_PER_BATCH` rows, with the run's explicit alerts, its config if it changed and the summary
-keys the user set), numbers it, and sends it with ``POST /api/v1/runs/{id}/batches``. A run with nothing
-new gets a heartbeat every :data:`~alerts.sdk.worker.HEARTBEAT_EVERY` seconds. Rules are evaluated by
-the server, not here.
+:data:`MAX_ROWS_PER_BATCH` rows, with the run's explicit alerts, its config if it changed, the summary
+keys the user set, and its name, tags and notes if the script set them), numbers it, and sends it with
+``POST /api/v1/runs/{id}/batches``. A run with nothing new gets a heartbeat every
+:data:`~alerts.sdk.worker.HEARTBEAT_EVERY` seconds. Rules are evaluated by the server, not here.
 
 When the server cannot be reached (or answers 5xx, 408, 429, or a timeout), the batches go to the run's
 spool folder on disk (fsync'd; :mod:`alerts.sdk.spool`), the writer backs off (exponentially with jitter,
 :data:`BACKOFF_FIRST` to :data:`BACKOFF_MAX` seconds, the server's ``Retry-After`` honoured) and then
 replays the spool in order. A replayed batch the server stored already is answered ``stored=false``:
 harmless. Each run's spool is bounded by ``ALERTS_SPOOL_MAX_BYTES``: past it the oldest history rows are
-dropped (counted, with a warning); alerts, config and the run's end never are. A 4xx other than 401/403
-means the request can never be taken: it is dropped with an error naming what the server said.
+dropped (counted, with a warning); alerts, config, summary, the run's name, tags and notes, and its end
+never are. A 4xx other than 401/403 means the request can never be taken: it is dropped with an error
+naming what the server said.
 
 At exit what is still unacknowledged stays in the spool; the next process using the same ``ALERTS_DIR``
 with the same server and key replays it (``alerts sync`` too).
@@ -66,6 +67,8 @@ AUTH_RETRY = 60.0
 ORPHAN_SCAN_EVERY = 60.0
 # The longest wait_duration sent (the server takes finite values only).
 CENTURY = 100 * 365 * 86400.0
+# The run's own fields a script may set after init() (run.name = ...), sent as a batch's "run".
+IDENTITY_FIELDS = ("name", "tags", "notes")
 # Default bound of one run's spool folder (ALERTS_SPOOL_MAX_BYTES).
 SPOOL_MAX_BYTES = 1 << 30
 
@@ -99,12 +102,13 @@ class _Barrier:
 class _Accum:
     """What one cycle drained for one run."""
 
-    __slots__ = ("rows", "alerts", "config", "finish")
+    __slots__ = ("rows", "alerts", "config", "identity", "finish")
 
     def __init__(self) -> None:
         self.rows: list = []
         self.alerts: list = []
         self.config: Optional[dict] = None
+        self.identity: Optional[dict] = None  # run.name / tags / notes set since the last cycle
         self.finish: Optional[dict] = None
 
 
@@ -351,6 +355,10 @@ class RemoteWriter:
                     acc.finish = fields
                 elif "config" in fields:
                     acc.config = fields["config"]
+                else:
+                    changed = {k: fields[k] for k in IDENTITY_FIELDS if k in fields}
+                    if changed:  # the last value of each field wins, as it would in the store
+                        acc.identity = {**(acc.identity or {}), **changed}
             elif tag != MEDIA:  # media are not sent to a server (the run's hook warned once)
                 logger.debug("alerts: the remote writer ignores operation %r", tag)
         with self._logs_lock:
@@ -401,6 +409,10 @@ class RemoteWriter:
                                summary if last else None)
             if body != b"{}":
                 log.add(BATCH, body, rows=len(chunk), alerts=len(acc.alerts) if last else 0)
+        if acc.identity:
+            # The run's name, tags and notes in a batch of their own, after the others: a server from
+            # before they were sent refuses it (an unknown field), and only the change is lost.
+            log.add(BATCH, _batch_body([], (), None, None, acc.identity))
         if acc.finish is not None:
             log.add(FINISH, _finish_body(acc.finish))
 
@@ -594,7 +606,8 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def _batch_body(rows: list, alerts, config: Optional[dict], summary: Optional[dict]) -> bytes:
+def _batch_body(rows: list, alerts, config: Optional[dict], summary: Optional[dict],
+                identity: Optional[dict] = None) -> bytes:
     """A batch's JSON body, without its seq (added when it is sent). Rows are encoded ENCODE_ROWS at a
     time: between pieces the training thread can take the GIL."""
     parts = []
@@ -607,6 +620,8 @@ def _batch_body(rows: list, alerts, config: Optional[dict], summary: Optional[di
         parts.append('"config":' + _dumps(config))
     if summary:
         parts.append('"summary":' + _dumps(summary))
+    if identity:
+        parts.append('"run":' + _dumps(identity))
     return ("{" + ",".join(parts) + "}").encode()
 
 

@@ -4,7 +4,8 @@ The create is one bounded request (:data:`INIT_TIMEOUT`). If the server cannot b
 started anyway: its id (and name) are made here and the create goes first into the run's log, sent
 before its first batch once the server answers. A server that answers and refuses (an id that exists
 without ``resume``, ``resume="must"`` of an unknown run, an invalid argument, a refused key) is an
-error from ``init()``, as it would be from the embedded store.
+error from ``init()``, as it would be from the embedded store; a run another live process is writing
+is the same :class:`~alerts.errors.RunInUseError` as there.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import warnings
 from typing import Any, Optional
 
 from alerts.channels.console import ConsoleChannel
-from alerts.errors import AlertsWarning, AuthenticationError, Error, InvalidArgument, UsageError
+from alerts.errors import AlertsWarning, AuthenticationError, Error, InvalidArgument, RunInUseError, UsageError
 from alerts.sdk import remote
 from alerts.sdk.convert import SkipValue
 from alerts.sdk.credentials import Remote, stored_user
-from alerts.sdk.ingest import AUTH, REJECT, IngestClient, IngestError, host_and_pid
+from alerts.sdk.ingest import AUTH, REJECT, RUN_IN_USE, IngestClient, IngestError, host_and_pid
 from alerts.sdk.names import new_run_id, new_run_name
 from alerts.sdk.run import Run
 from alerts.sdk.spool import CREATE
@@ -75,7 +76,7 @@ def _create(server: Remote, body: dict, run_id: str, resume: Any, writer) -> Opt
         return client.create_run(json.dumps(body, separators=(",", ":")).encode(), timeout=INIT_TIMEOUT)
     except IngestError as exc:
         if exc.verdict == REJECT:
-            raise _refusal(exc, run_id, resume) from None
+            raise _refusal(exc, run_id, resume, server.url) from None
         if exc.verdict == AUTH:
             raise AuthenticationError(f"{server.url} refused the API key ({exc.status}): run `alerts login "
                                       f"--host {server.url}` with a valid key, or set ALERTS_API_KEY") from None
@@ -87,7 +88,13 @@ def _create(server: Remote, body: dict, run_id: str, resume: Any, writer) -> Opt
         client.close()
 
 
-def _refusal(exc: IngestError, run_id: str, resume: Any) -> Error:
+def _refusal(exc: IngestError, run_id: str, resume: Any, url: str) -> Error:
+    if exc.status == 409 and exc.reason == RUN_IN_USE:  # the embedded store's error for the same case
+        return RunInUseError(
+            f"run {run_id!r} is being written by another process, says {url} ({exc.detail}). One process "
+            f"writes a run at a time: wait until that process has ended (or, if it was killed, until the "
+            f"server marks the run crashed, 2 minutes after its last heartbeat), then init(id={run_id!r}, "
+            f"resume='allow') again; or start a new run (init() without id=).")
     if exc.status == 409:
         return UsageError(f"run id {run_id!r} cannot be used on the server ({exc}); to continue your own "
                           "run, pass resume='allow'")

@@ -121,7 +121,7 @@ class RunLog:
 
     def _make_room(self, incoming: int, budget: int) -> int:
         """Drop the history rows of the oldest batches on disk until ``incoming`` more bytes fit.
-        A batch's alerts, config and summary are kept (rewritten without its rows)."""
+        A batch's alerts, config, summary and run fields are kept (rewritten without its rows)."""
         dropped = 0
         for position, item in enumerate(list(self.items)):
             if self.spool.size + incoming <= budget:

@@ -5,7 +5,8 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
 * ``settings``, ``store``, ``clock`` (the one source of ``now``: tests pass a
   :class:`~alerts.clock.FakeClock`);
 * ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
-  reloads);
+  reloads); ``rule_sync``: the :class:`~alerts.server.rulesync.RuleSync` that takes a reload asked of this
+  replica to the others (``.published(now)`` after a reload on request);
 * ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with: the channel
   files' and those made through the API, one object refreshed in place when they change
   (``server_channels``: :class:`~alerts.server.channelset.ServerChannels`, ``.refresh()``);
@@ -37,6 +38,7 @@ from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
 from alerts.server.jobs import Jobs
 from alerts.server.metrics import ServerMetrics
+from alerts.server.rulesync import RuleSync
 from alerts.server.routes import alerts as alerts_routes
 from alerts.server.routes import channels, deliveries, health, me, metrics, rules, runs, silences
 from alerts.settings import Settings, load_settings
@@ -64,6 +66,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = store if store is not None else open_store(settings.resolved_database_url())
         app.state.rules = active_rules(settings.rules, settings.dir)
+        app.state.rule_sync = RuleSync(app.state.store, app.state.rules)  # reloads reach every replica
         channelset.install(app, settings, app.state.store)  # app.state.channels: files' and API's
         runs.install(app)  # the remote runs' ingest, and its tick hook (stalled rules)
         # This lifespan stops the jobs it started, whatever app.state.jobs says by then: a second

@@ -8,9 +8,9 @@ the run row's lock first (PostgreSQL) or the database's write lock (SQLite, ``BE
 posts of one seq at once, to one server or to two replicas, store it exactly once.
 
 In that same transaction: the history rows (one chunk), the summary (last value of each key, then the
-keys the script set), the config, the alerts (rule transitions found by the run's engine in
-:mod:`alerts.server.live`, and the script's ``alert()`` calls) and their outbox rows; the relay is woken
-after the commit. Rules are evaluated at the server's time of receipt: outbox rows must never be due on
+keys the script set), the config, the run's name, tags and notes when the script changed them, the
+alerts (rule transitions found by the run's engine in :mod:`alerts.server.live`, and the script's
+``alert()`` calls) and their outbox rows; the relay is woken after the commit. Rules are evaluated at the server's time of receipt: outbox rows must never be due on
 a client's clock, and the stalled rules compare with the server's clock.
 
 A run the server marked ``crashed`` (its heartbeats stopped, e.g. while its network was down) that sends
@@ -53,13 +53,21 @@ NEW_ID_ATTEMPTS = 5
 ALIVE_AGAIN = {"state": "running", "finished_at": None, "exit_code": None, "error_type": None, "error_text": None}
 
 
-class IngestError(Exception):
-    """A request that cannot be done: ``status`` and ``detail`` are the HTTP answer."""
+# The ``X-Alerts-Reason`` of a 409 whose run another live process is writing: the SDK raises
+# RunInUseError for it, as the embedded store does (the detail is for people, this for programs).
+REASON_HEADER = "X-Alerts-Reason"
+RUN_IN_USE = "run-in-use"
 
-    def __init__(self, status: int, detail: Any) -> None:
+
+class IngestError(Exception):
+    """A request that cannot be done: ``status`` and ``detail`` are the HTTP answer, ``reason`` (if any)
+    its :data:`REASON_HEADER`."""
+
+    def __init__(self, status: int, detail: Any, reason: Optional[str] = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.reason = reason
 
 
 def _invalid(field: str, exc: Exception) -> IngestError:
@@ -148,7 +156,9 @@ class Ingest:
 
         try:
             claims.claim(self.store, existing.id, fields_for, now, self.host)
-        except (RunInUseError, UsageError) as exc:  # another live process writes it; it vanished meanwhile
+        except RunInUseError as exc:  # another live process writes it
+            raise IngestError(409, str(exc), RUN_IN_USE) from None
+        except UsageError as exc:  # it vanished meanwhile
             raise IngestError(409, str(exc)) from None
         return self._started(existing.id, now, resumed=True)
 
@@ -189,11 +199,16 @@ class Ingest:
             if not moved:  # a replay: nothing stored
                 last_seq = conn.execute(select(RunRecord.last_seq).where(RunRecord.id == run_id)).scalar()
                 return {"seq": body.seq, "stored": False, "last_seq": last_seq or 0, "dropped_rows": 0}, False, True, 0
-            state, summary_text, last_step, created_at = conn.execute(
-                select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at)
+            state, summary_text, last_step, created_at, name, tags_text = conn.execute(
+                select(RunRecord.state, RunRecord.summary, RunRecord.last_step, RunRecord.created_at, RunRecord.name,
+                       RunRecord.tags)
                 .where(RunRecord.id == run_id)).one()
             rows = [row for row in body.rows if row.step > last_step]  # steps increase: a lower one is dropped
             alive = state in LIVE_STATES
+            if alive:
+                tags = tuple(jsoncodec.loads(tags_text) or ())
+                if (name, tags) != (live.info.name, live.info.tags):  # renamed through another replica
+                    self.live.identity_changed(live, {"name": name, "tags": list(tags)}, now)
             if alive and rows:
                 self.live.catch_up(live, last_step, now)
             summary = jsoncodec.loads(summary_text) if rows or body.summary else None
@@ -214,8 +229,16 @@ class Ingest:
                 fields["summary"] = jsoncodec.dumps(summary)
             if body.config is not None:
                 fields["config"] = jsoncodec.dumps(body.config)
+            changed = body.run.changes() if body.run is not None else {}
+            if changed:  # run.name / run.tags / run.notes set by the script after init()
+                fields.update(changed)
+                if "tags" in changed:
+                    fields["tags"] = jsoncodec.dumps(changed["tags"])
             conn.execute(update(RunRecord).where(RunRecord.id == run_id).values(**fields))
             routed = _insert_alerts(conn, alerts)
+        if alive and ("name" in changed or "tags" in changed):
+            # The rules see the new name and tags from the next batch on, as in the embedded mode.
+            self.live.identity_changed(live, changed, now)
         answer = {"seq": body.seq, "stored": True, "last_seq": body.seq, "dropped_rows": len(body.rows) - len(rows)}
         return answer, routed, alive, len(alerts)
 
@@ -310,15 +333,76 @@ class Ingest:
     # -- the tick hook ----------------------------------------------------------------------------
 
     def check_stalled(self, now: float, channels: Any) -> int:
-        """Evaluate the stalled rules of the live remote runs; record and route what fires. How many."""
-        alerts = self.live.check_stalled(now, channels)
-        if not alerts:
-            return 0
-        with self.store.write_transaction() as conn:
-            routed = _insert_alerts(conn, alerts)
+        """Evaluate the stalled rules of the live remote runs; record and route what fires, once
+        across replicas. How many alerts were recorded.
+
+        Every replica evaluates the runs it has heard from, so two replicas that both get a run's
+        heartbeats both find it stalled. Each verdict is checked in a transaction that first takes the
+        run's row (a no-op conditional UPDATE: the row lock on PostgreSQL, the write lock on SQLite),
+        so the replicas take turns, and the second sees what the first committed: a stalled series
+        whose last alert says firing (within the rule's ``repeat_interval``) is not recorded again,
+        and a run that stored rows through another replica since this engine last saw some is not
+        stalled unless those are old too.
+        """
+        recorded = 0
+        routed = False
+        for live, transitions in self.live.stalled_transitions(now):
+            with live.lock:  # as a batch of the run: one thing at a time touches its engine
+                try:
+                    count, sent = self._record_stalled(live, transitions, now, channels)
+                except Exception:
+                    logger.exception("alerts: could not record the stalled alerts of run %s", live.run_id)
+                    self.live.forget(live.run_id)  # its engine's state is in doubt: rebuilt when heard from
+                    continue
+            recorded += count
+            routed = routed or sent
         if routed:
             self.wake()
-        return len(alerts)
+        return recorded
+
+    def _record_stalled(self, live: LiveRun, transitions: list, now: float, channels: Any) -> tuple[int, bool]:
+        """Record the transitions no other replica recorded (see :meth:`check_stalled`); ``(alerts
+        recorded, whether outbox rows were)``."""
+        with self.store.write_transaction() as conn:
+            held = conn.execute(update(RunRecord)
+                                .where(RunRecord.id == live.run_id, RunRecord.state.in_(LIVE_STATES))
+                                .values(last_seq=RunRecord.last_seq)).rowcount
+            if not held:  # ended meanwhile (through another replica): nothing is stalled
+                self.live.forget(live.run_id)
+                return 0, False
+            updated_at, last_step = conn.execute(select(RunRecord.updated_at, RunRecord.last_step)
+                                                 .where(RunRecord.id == live.run_id)).one()
+            rules = live.rules
+            if rules is None:  # its rules went with a reload meanwhile: nothing to record
+                return 0, False
+            seen = rules.last_step if rules.last_step is not None else -1
+            logged_elsewhere = last_step > seen  # rows this engine never saw: stored through another replica
+            kept = []
+            for transition in transitions:
+                rule = transition.rule
+                if transition.status != "firing":
+                    kept.append(transition)
+                elif logged_elsewhere and now - updated_at < rule.after:
+                    rules.stalled_overruled(rule.name, None, updated_at)
+                else:
+                    notified_at = _firing_since(conn, live.run_id, rule.name)
+                    repeat = rule.repeat_interval
+                    if notified_at is not None and (repeat is None or now - notified_at < repeat):
+                        rules.stalled_overruled(rule.name, notified_at, rules.last_data_at)
+                    else:
+                        kept.append(transition)
+            alerts = self.live.alert_rows(kept, channels) if kept else []
+            routed = _insert_alerts(conn, alerts)
+        return len(alerts), routed
+
+
+def _firing_since(conn: Connection, run_id: str, rule: str) -> Optional[float]:
+    """When the stalled series ``rule`` of a run last notified, if its last alert says firing; else None."""
+    last = conn.execute(select(AlertRecord.status, AlertRecord.created_at)
+                        .where(AlertRecord.run_id == run_id, AlertRecord.source == "rule", AlertRecord.rule == rule,
+                               AlertRecord.metric.is_(None))
+                        .order_by(AlertRecord.id.desc()).limit(1)).first()
+    return last[1] if last is not None and last[0] == "firing" else None
 
 
 def _insert_alerts(conn: Connection, alerts: list[tuple[dict, list]]) -> bool:

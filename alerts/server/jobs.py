@@ -12,7 +12,8 @@ job                     every      what
                                    runs it holds, its channel set's refresh), with ``now``
 ``silences``            5 min      delete silences that ended more than ``ALERTS_RETENTION`` ago
 ``retention``           10 min     delete history points older than ``ALERTS_HISTORY_RETENTION``
-``rules``               5 s        every replica: reload the rules if ``alerts rules reload`` asked
+``rules``               5 s        every replica: reload the rules if ``alerts rules reload`` asked, or
+                                   if another replica reloaded them (:mod:`alerts.server.rulesync`)
 ======================  =========  ========================================================================
 
 With several replicas on one database, ``relay``, ``crashed``, ``silences`` and ``retention`` run on one
@@ -210,15 +211,25 @@ class Jobs:
         return count
 
     def reload_rules_if_asked(self, now: float) -> bool:
-        """Reload the rules if ``alerts rules reload`` touched the marker in ``ALERTS_DIR``."""
-        return self.state.rules.reload_if_asked()
+        """Reload the rules if ``alerts rules reload`` touched the marker in ``ALERTS_DIR`` (then the
+        other replicas follow), or if another replica reloaded them (the store's rules generation)."""
+        sync = getattr(self.state, "rule_sync", None)
+        if self.state.rules.reload_if_asked():
+            if sync is not None:
+                sync.published(now)
+            return True
+        return sync.follow() if sync is not None else False
 
     def reload_rules(self) -> None:
-        """SIGHUP: reload the rules (off the event loop: on the scheduler's pool, or here if none)."""
+        """SIGHUP: reload the rules (off the event loop: on the scheduler's pool, or here if none); the
+        other replicas follow."""
         def load() -> None:
             if self.state.rules.load():
                 logger.warning("alerts: rules reloaded from %s (%d rules)", self.state.rules.rules_path,
                                len(self.state.rules.ruleset))
+                sync = getattr(self.state, "rule_sync", None)
+                if sync is not None:
+                    sync.published(self.clock())
 
         if self._scheduler is None:
             load()

@@ -9,8 +9,9 @@ rules that did not change (``RunRules(previous=...)``).
 
 A run this server has not heard from (batch or heartbeat) for :data:`FORGET_AFTER` is dropped from
 memory: it is the crash check's business then, not the stalled rules' (a run that heartbeats but logs
-nothing is what a stalled rule is about). :meth:`LiveRuns.check_stalled` is the tick hook that
-evaluates the stalled rules of the others.
+nothing is what a stalled rule is about). :meth:`LiveRuns.stalled_transitions` evaluates the stalled
+rules of the others at each tick; :meth:`alerts.server.ingest.Ingest.check_stalled` records what every
+replica agrees on once (see there).
 
 Batches of one run are applied one at a time (:attr:`LiveRun.lock`): the engine is not made for two
 threads feeding it rows at once, and a run's batches are ordered by their seq anyway. With replicas, a
@@ -119,6 +120,16 @@ class LiveRuns:
             fresh.restore_firing(self.store.firing_rule_alerts(live.run_id))
         live.rules = fresh
 
+    def identity_changed(self, live: LiveRun, changed: dict, now: float) -> None:
+        """The script renamed the run or changed its tags (``changed``: the new ``name``/``tags``):
+        its rules see them from now on (a rule selecting on tags may now apply, or no longer); the
+        series of the rules that still apply go on. Called with the run's lock held."""
+        info = live.info
+        live.info = RunInfo(id=info.id, name=changed.get("name", info.name), project=info.project, owner=info.owner,
+                            group=info.group, job_type=info.job_type,
+                            tags=tuple(changed["tags"]) if "tags" in changed else info.tags)
+        live.rules = self._rules_for(live.info, now, previous=live.rules)
+
     def ended(self, record: RunRecord) -> LiveRun:
         """A stand-in for a run that has ended: no rules, kept nowhere (a late batch is stored, not judged)."""
         return LiveRun(record.id, run_info(record), None, self.active.generation, record.updated_at)
@@ -146,22 +157,24 @@ class LiveRuns:
 
     # -- the tick hook ----------------------------------------------------------------------------
 
-    def check_stalled(self, now: float, channels: Any) -> list[tuple[dict, list]]:
-        """Evaluate the stalled rules of every run heard from lately; ``(alert row, outbox rows)`` of
-        the transitions, routed with ``channels``. Runs silent for :data:`FORGET_AFTER` are forgotten."""
+    def stalled_transitions(self, now: float) -> list[tuple[LiveRun, list[Transition]]]:
+        """Evaluate the stalled rules of every run heard from lately: the runs with transitions, and
+        theirs (to be checked against the store before they are recorded: another replica may have
+        recorded them, or stored data this one never saw). Runs silent for :data:`FORGET_AFTER` are
+        forgotten."""
         with self._lock:
             runs = list(self._runs.values())
             for live in runs:
                 if now - live.last_contact >= FORGET_AFTER:
                     self._runs.pop(live.run_id, None)
-        records: list[tuple[dict, list]] = []
+        found: list[tuple[LiveRun, list[Transition]]] = []
         for live in runs:
             if now - live.last_contact >= FORGET_AFTER or live.rules is None:
                 continue
             transitions = live.rules.check_stalled(now)
             if transitions:
-                records += self.alert_rows(transitions, channels)
-        return records
+                found.append((live, transitions))
+        return found
 
     def alert_rows(self, transitions: list[Transition], channels: Any) -> list[tuple[dict, list]]:
         """``(alert row, outbox rows)`` for rule transitions; a transition whose template fails is

@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.levels import AlertLevel
+from alerts.sdk.names import check_tags, check_text
 
 # Rows in one batch, and keys in one row: over either is a 422 saying which.
 MAX_ROWS = 10_000
@@ -101,6 +102,35 @@ class AlertIn(_Body):
                                       "suppressed this repeat (recorded, not notified)")
 
 
+class RunFieldsIn(_Body):
+    """The run's own fields the script changed after ``init()`` (``run.name = ...``, ``run.tags``,
+    ``run.notes``): only those present are changed (``notes: null`` clears the notes)."""
+
+    name: Optional[str] = Field(None, description="the run's new display name (null: unchanged)")
+    tags: Optional[list[str]] = Field(None, description="the run's tags, all of them (null: unchanged)")
+    notes: Optional[str] = Field(None, description="the run's notes (present and null: cleared)")
+
+    @field_validator("name", "notes")
+    @classmethod
+    def _storable_text(cls, value: Optional[str], info) -> Optional[str]:
+        return check_text(value, info.field_name)  # NUL or a lone surrogate: a 422 naming the field
+
+    @field_validator("tags")
+    @classmethod
+    def _storable_tags(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        return None if value is None else check_tags(value)
+
+    def changes(self) -> dict:
+        """The columns to write: the fields the client sent (a null name or tags means unchanged)."""
+        out = {}
+        for field in self.model_fields_set:
+            value = getattr(self, field)
+            if value is None and field != "notes":
+                continue
+            out[field] = value
+        return out
+
+
 class BatchIn(_Body):
     """``POST /api/v1/runs/{id}/batches``: what a run logged since its previous batch."""
 
@@ -112,6 +142,8 @@ class BatchIn(_Body):
     summary: Optional[dict[str, Any]] = Field(None, description="summary keys set explicitly since the "
                                               "previous batch (applied after the rows)")
     alerts: list[AlertIn] = Field(default_factory=list, max_length=MAX_ROWS)
+    run: Optional[RunFieldsIn] = Field(None, description="the run's name, tags or notes as changed since the "
+                                       "previous batch (applied after the rows)")
 
     @field_validator("rows")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Optional
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 

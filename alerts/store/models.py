@@ -302,3 +302,17 @@ class WebSessionRecord(SQLModel, table=True):
     csrf: str
     created_at: float
     expires_at: float = Field(index=True)
+
+
+class RulesGenerationRecord(SQLModel, table=True):
+    """How many times the rules were reloaded through a server (``POST /api/v1/rules/reload``, SIGHUP,
+    ``alerts rules reload``): every server replica compares it with the generation it last followed,
+    at each pass of its ``rules`` job, and reloads its own rule files when it moved. One row per rule
+    set (``name``; ``rules`` today)."""
+
+    __tablename__ = "rules_generation"
+
+    name: str = Field(primary_key=True)
+    generation: int = Field(default=0, sa_column_kwargs={"nullable": False})
+    requested_at: float  # server time of the last reload asked
+    requested_by: str  # the replica that asked (host:pid)

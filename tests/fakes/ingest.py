@@ -270,11 +270,17 @@ class FakeIngest:
             run.summary.update(row["values"])
             run.last_step = max(run.last_step, row["step"])
         run.summary.update(body.get("summary") or {})
+        changed = body.get("run") or {}
+        if changed.get("name") is not None:
+            run.name = changed["name"]
+        for key in ("tags", "notes"):  # kept in the create's body, which out() reads
+            if key in changed and (key == "notes" or changed[key] is not None):
+                run.created[key] = changed[key]
         run.last_seq = seq
         return 200, {"seq": seq, "stored": True, "last_seq": seq, "dropped_rows": dropped}
 
 
-_BATCH_FIELDS = {"seq", "rows", "config", "summary", "alerts"}
+_BATCH_FIELDS = {"seq", "rows", "config", "summary", "alerts", "run"}
 _ALERT_FIELDS = {"title", "text", "level", "wait_duration", "created_at", "step", "suppressed"}
 
 
@@ -294,6 +300,8 @@ def _batch_problem(body: dict) -> Optional[str]:
             return f"row {i}: time {row['time']!r}"
         if len(row["values"]) > 1000:
             return f"row {i}: more than 1000 keys"
+    if set(body.get("run") or {}) - {"name", "tags", "notes"}:
+        return f"run fields {sorted(body['run'])}"
     for alert in body.get("alerts") or []:
         if set(alert) - _ALERT_FIELDS or alert.get("level") not in ("INFO", "WARN", "ERROR"):
             return f"alert {alert!r}"

@@ -237,3 +237,13 @@ def test_replicas_sharing_a_run_continue_each_others_firing_series(serve, make_u
         two.batch(key, "r", 5, [(4, {"loss": 1.0})])  # resolved, once
         one.batch(key, "r", 6, [(5, {"loss": 1.0})])
     assert [(a.status, a.step) for a in alerts_of(server_store, "r")] == [("firing", 1), ("resolved", 4)]
+
+
+def test_a_run_renamed_by_its_script_is_named_so_in_its_rule_alerts(serve, make_user, server_store):
+    server = serve()
+    key = make_user("alice")
+    server.post("/runs", key, {"id": "r", "project": "p", "name": "trial"})
+    server.batch(key, "r", 1, [(0, {"loss": 1.0})], run={"name": "trial-2"})  # run.name = "trial-2"
+    server.batch(key, "r", 2, [(1, {"loss": 50.0})])
+    (alert,) = alerts_of(server_store, "r")
+    assert alert.title == "loss 50.0 at step 1 in trial-2"

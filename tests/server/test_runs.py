@@ -95,6 +95,9 @@ def test_a_run_another_live_process_writes_cannot_be_resumed_until_its_heartbeat
     create(client, key, id="r", host="gpu1", pid=100)
     held = create(client, key, id="r", resume="allow", host="gpu2", pid=200)
     assert held.status_code == 409 and "process 100 on gpu1" in held.json()["detail"]
+    assert held.headers["X-Alerts-Reason"] == "run-in-use"  # what the SDK raises RunInUseError for
+    taken = create(client, key, id="r")  # exists, no resume: a conflict of another kind
+    assert taken.status_code == 409 and "X-Alerts-Reason" not in taken.headers
     # The same process asking again (its first answer was lost): its run, not a conflict.
     retry = create(client, key, id="r", host="gpu1", pid=100)
     assert retry.status_code == 200 and retry.json()["id"] == "r"
@@ -145,6 +148,22 @@ def test_summary_config_and_lower_steps(client, make_user):
     assert run["summary"]["loss"] == 1.0 and run["summary"]["acc"] == 0.1 and run["summary"]["best"] == 0.9
     assert run["summary"]["_step"] == 2 and run["last_step"] == 2
     assert [row["loss"] for row in history(client, key, "r")] == [3.0, 2.0, 1.0]
+
+
+def test_name_tags_and_notes_set_after_init_are_stored_in_seq_order_once(client, make_user):
+    key = make_user("alice")
+    create(client, key, id="r", name="first", tags=["a"], notes="n1")
+    assert batch(client, key, "r", 1, [(0, {"loss": 1.0})], run={"name": "second"}).json()["stored"]
+    run = client.get(f"{API}/runs/r", headers=auth(key)).json()
+    assert (run["name"], run["tags"], run["notes"]) == ("second", ["a"], "n1")  # only what was sent changes
+    assert batch(client, key, "r", 3, run={"tags": ["b", "c"], "notes": None}).json()["stored"]
+    # A replay of an older batch (a spool sent again after a lost answer) changes nothing back.
+    assert not batch(client, key, "r", 2, run={"name": "stale", "tags": ["old"]}).json()["stored"]
+    run = client.get(f"{API}/runs/r", headers=auth(key)).json()
+    assert (run["name"], run["tags"], run["notes"]) == ("second", ["b", "c"], None)
+    bad = batch(client, key, "r", 4, run={"name": "nul\u0000"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "run", "name"]
+    assert client.get(f"{API}/runs/r", headers=auth(key)).json()["name"] == "second"
 
 
 @pytest.mark.parametrize("body, loc, says", [

@@ -3,7 +3,8 @@
 ``POST /rules/validate`` takes the file's YAML as the body (``application/yaml`` or ``text/plain``;
 or JSON ``{"text": "..."}``) and answers 200 with ``valid`` and the errors, each with its line, rule,
 key and problem, as ``alerts rules check`` prints them. Reloading (admins) re-reads ``ALERTS_RULES``:
-if the files do not load, the rules in use stay and the answer (422) lists why.
+if the files do not load, the rules in use stay and the answer (422) lists why; if they do, the other
+replicas on the database reload their own rule files within 5 s (:mod:`alerts.server.rulesync`).
 """
 
 from __future__ import annotations
@@ -109,4 +110,5 @@ def reload_rules(request: Request, caller: Principal = Depends(admin_user)) -> R
         errors = [rulecheck.split_error(line) for line in (active.last_error or "").splitlines() if line]
         raise HTTPException(422,
                             {"message": "the rule files did not load; the rules in force stay", "errors": errors})
+    request.app.state.rule_sync.published(request.app.state.clock())  # the other replicas follow
     return Reloaded(reloaded=True, generation=active.generation, rules=len(active.ruleset))

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from alerts.server.accounts import Principal
 from alerts.server.auth import current_user, require_visible
 from alerts.server.encoding import SafeJSONResponse
-from alerts.server.ingest import Ingest, IngestError
+from alerts.server.ingest import REASON_HEADER, Ingest, IngestError
 from alerts.server.live import LiveRuns
 from alerts.server.pagination import Page, PageParams, encode_cursor, page_params
 from alerts.server.runmodels import RUN_STATES, BatchIn, BatchOut, FinishIn, RunIn, RunOut, inline_schema
@@ -51,6 +51,9 @@ def install(app: FastAPI) -> Ingest:
 
 
 def _ingest(request: Request) -> Ingest:
+    sync = getattr(request.app.state, "rule_sync", None)
+    if sync is not None:  # a replica without jobs follows the others' rules reloads from here
+        sync.follow_if_due(_now(request))
     return install(request.app)
 
 
@@ -59,7 +62,7 @@ def _now(request: Request) -> float:
 
 
 def _raise(exc: IngestError) -> HTTPException:
-    return HTTPException(exc.status, exc.detail)
+    return HTTPException(exc.status, exc.detail, headers={REASON_HEADER: exc.reason} if exc.reason else None)
 
 
 def _json(content, status_code: int = 200) -> SafeJSONResponse:
