@@ -21,6 +21,7 @@ class AlertFilter:
     """What to list; None leaves a filter out. ``since``/``until``: created at or after / before."""
 
     project: Optional[str] = None
+    group: Optional[str] = None  # the run's group
     run: Optional[str] = None
     rule: Optional[str] = None
     level: Optional[str] = None
@@ -41,17 +42,27 @@ def _visible(query, caller: Principal, owner: Optional[str]):
     return query
 
 
-def _row(alert: AlertRecord, run: RunRecord) -> dict:
-    return {**alert.model_dump(), "project": run.project, "run_name": run.name, "owner": run.owner,
-            "run_group": run.group}
+# An alert's columns and its run's identity: only the four run columns the views show (not its config,
+# summary or notes), read as plain rows (validating ORM models costs ~0.5 ms a row, the query far less).
+_COLUMNS = (*AlertRecord.__table__.columns, RunRecord.project, RunRecord.name.label("run_name"), RunRecord.owner,
+            RunRecord.group.label("run_group"))
+
+
+def _row(row) -> dict:
+    return dict(row._mapping)
 
 
 def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, after: Optional[int]) -> list[dict]:
-    """Up to ``limit + 1`` alerts the caller may see, matching ``f``, newest first, ids below ``after``."""
-    query = select(AlertRecord, RunRecord).join(RunRecord, RunRecord.id == AlertRecord.run_id)
+    """Up to ``limit + 1`` alerts the caller may see, matching ``f``, newest first, ids below ``after``.
+
+    Two steps: the page's ids first, then their rows. The first query reads only ids and keys (an index
+    scan: the primary key backwards on PostgreSQL, the covering ``run_id`` index on SQLite), so its
+    sort, where the planner sorts, is of ids, not of 100,000 wide rows with their texts and configs.
+    """
+    query = select(AlertRecord.id).join(RunRecord, RunRecord.id == AlertRecord.run_id)
     query = _visible(query, caller, f.owner)
     conditions = {
-        RunRecord.project: f.project, AlertRecord.run_id: f.run, AlertRecord.rule: f.rule,
+        RunRecord.project: f.project, RunRecord.group: f.group, AlertRecord.run_id: f.run, AlertRecord.rule: f.rule,
         AlertRecord.level: f.level, AlertRecord.status: f.status, AlertRecord.source: f.source,
         AlertRecord.outcome: f.outcome,
     }
@@ -66,27 +77,20 @@ def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, aft
         query = query.where(AlertRecord.id < after)
     query = query.order_by(AlertRecord.id.desc()).limit(limit + 1)
     with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [_row(AlertRecord.model_validate(_alert_part(r)), RunRecord.model_validate(_run_part(r))) for r in rows]
-
-
-def _alert_part(row) -> dict:
-    return {c.key: row._mapping[c] for c in AlertRecord.__table__.columns}
-
-
-def _run_part(row) -> dict:
-    return {c.key: row._mapping[c] for c in RunRecord.__table__.columns}
+        ids = conn.execute(query).scalars().all()
+        if not ids:
+            return []
+        rows = conn.execute(select(*_COLUMNS).join(RunRecord, RunRecord.id == AlertRecord.run_id)
+                            .where(AlertRecord.id.in_(ids)).order_by(AlertRecord.id.desc())).all()
+    return [_row(r) for r in rows]
 
 
 def get_alert(store: Store, alert_id: int) -> Optional[dict]:
     """One alert with its run's identity, or None."""
-    query = select(AlertRecord, RunRecord).join(RunRecord, RunRecord.id == AlertRecord.run_id).where(
-        AlertRecord.id == alert_id)
+    query = select(*_COLUMNS).join(RunRecord, RunRecord.id == AlertRecord.run_id).where(AlertRecord.id == alert_id)
     with store.engine.connect() as conn:
         row = conn.execute(query).first()
-    if row is None:
-        return None
-    return _row(AlertRecord.model_validate(_alert_part(row)), RunRecord.model_validate(_run_part(row)))
+    return None if row is None else _row(row)
 
 
 def deliveries_of(store: Store, uid: Optional[str], caller: Principal) -> list[dict]:
