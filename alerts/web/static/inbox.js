@@ -94,7 +94,12 @@
         add(a);
       }
       for (const [id, at] of seen) if (at < newest - 2 * slack) seen.delete(id);
-      status.textContent = `Live: checked ${when(Date.now() / 1000)} UTC.`;
+      // The status (a live region) changes only when there is news: not a "checked" every second.
+      if (fresh.length) {
+        status.textContent = `Live: ${fresh.length} new alert${fresh.length === 1 ? "" : "s"} at ${when(Date.now() / 1000)} UTC.`;
+      } else if (status.classList.contains("error")) {
+        status.textContent = "Live: new alerts appear here as they are raised.";
+      }
       status.classList.remove("error");
     } catch (err) {
       status.textContent = `Live updates paused (${err.message}); retrying.`;
