@@ -33,12 +33,18 @@ class AlertFilter:
     until: Optional[float] = None
 
 
-def _visible(query, caller: Principal, owner: Optional[str]):
+def _visible(query, caller: Principal, owner: Optional[str], sqlite: bool = False):
+    # On SQLite, ``owner || ''`` keeps the planner off ``ix_runs_owner``: with it, SQLite reads every
+    # alert of the user through ``ix_alerts_run_id`` and sorts them (90,000 alerts filtered by rule:
+    # ~190 ms); without it, it walks the alerts' primary key backwards and stops at the page's end
+    # (under 1 ms; a filter nothing matches reads the table once, ~15 ms at 100,000). PostgreSQL
+    # takes that plan by itself (a backward scan of alerts_pkey, runs by their key).
+    column = RunRecord.owner.concat("") if sqlite else RunRecord.owner
     if not caller.is_admin:
         # Another user's runs (``owner=bob`` from alice): none, as if bob had no alerts.
-        return query.where(RunRecord.owner == caller.name, RunRecord.owner == (owner or caller.name))
+        return query.where(column == caller.name, column == (owner or caller.name))
     if owner is not None:
-        return query.where(RunRecord.owner == owner)
+        return query.where(column == owner)
     return query
 
 
@@ -60,7 +66,7 @@ def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, aft
     sort, where the planner sorts, is of ids, not of 100,000 wide rows with their texts and configs.
     """
     query = select(AlertRecord.id).join(RunRecord, RunRecord.id == AlertRecord.run_id)
-    query = _visible(query, caller, f.owner)
+    query = _visible(query, caller, f.owner, sqlite=store.engine.dialect.name == "sqlite")
     conditions = {
         RunRecord.project: f.project, RunRecord.group: f.group, AlertRecord.run_id: f.run, AlertRecord.rule: f.rule,
         AlertRecord.level: f.level, AlertRecord.status: f.status, AlertRecord.source: f.source,

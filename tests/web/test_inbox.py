@@ -113,6 +113,11 @@ def test_a_nan_shows_live_and_silencing_it_stops_the_next_matching_delivery_only
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than a phone
     shot(page, "inbox-phone")
 
+    vision.locator(".incident-title").click()  # the silenced alert's page says what muted it
+    expect(page.locator("h1.alert-title")).to_have_text(re.compile("second-run"))
+    expect(page.locator("table")).to_contain_text("suppressed")
+    assert re.search(r"silenced by #\d+", page.locator("table").inner_text())
+
     # Expire now: the silence moves to the expired list.
     page.goto(server.url + "/silences")
     page.click("#current-silences button:has-text('Expire now')")
