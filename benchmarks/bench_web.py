@@ -86,19 +86,25 @@ def fill(store, n_alerts: int) -> None:
 
 
 def plans(store, backend: str) -> list[str]:
-    """The plan of the list's id query (alice, no filter; and rule=rule2)."""
+    """The plan of the list's id query (alerts.server.alertquery.page_ids_query) for alice: no filter,
+    rule=rule2, project=p3, and a page halfway down."""
     from sqlalchemy import text
 
-    sql = ("SELECT alerts.id FROM alerts JOIN runs ON runs.id = alerts.run_id WHERE runs.owner = 'alice' {} "
-           "ORDER BY alerts.id DESC LIMIT 201")
+    from alerts.server import alertquery
+    from alerts.server.accounts import Principal
+
+    cases = {"no filter": (alertquery.AlertFilter(), None), "rule=rule2": (alertquery.AlertFilter(rule="rule2"), None),
+             "project=p3": (alertquery.AlertFilter(project="p3"), None),
+             "halfway": (alertquery.AlertFilter(), 50_000)}
     out = []
     with store.engine.connect() as conn:
-        for name, extra in (("no filter", ""), ("rule=rule2", "AND alerts.rule = 'rule2'")):
-            query = sql.format(extra)
+        for name, (f, after) in cases.items():
+            query = alertquery.page_ids_query(store, Principal("alice"), f, 200, after)
+            sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
             if backend == "sqlite":
-                lines = [row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + query))]
+                lines = [row[-1] for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql))]
             else:
-                lines = [row[0].strip() for row in conn.execute(text("EXPLAIN " + query))]
+                lines = [row[0].strip() for row in conn.execute(text("EXPLAIN " + sql))]
             out.append(f"{name}: " + " | ".join(lines))
     return out
 

@@ -58,13 +58,8 @@ def _row(row) -> dict:
     return dict(row._mapping)
 
 
-def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, after: Optional[int]) -> list[dict]:
-    """Up to ``limit + 1`` alerts the caller may see, matching ``f``, newest first, ids below ``after``.
-
-    Two steps: the page's ids first, then their rows. The first query reads only ids and keys (an index
-    scan: the primary key backwards on PostgreSQL, the covering ``run_id`` index on SQLite), so its
-    sort, where the planner sorts, is of ids, not of 100,000 wide rows with their texts and configs.
-    """
+def page_ids_query(store: Store, caller: Principal, f: AlertFilter, limit: int, after: Optional[int]):
+    """The query of a page's alert ids (the first step of :func:`list_alerts`; its plan is the list's)."""
     query = select(AlertRecord.id).join(RunRecord, RunRecord.id == AlertRecord.run_id)
     query = _visible(query, caller, f.owner, sqlite=store.engine.dialect.name == "sqlite")
     conditions = {
@@ -81,9 +76,17 @@ def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, aft
         query = query.where(AlertRecord.created_at < f.until)
     if after is not None:
         query = query.where(AlertRecord.id < after)
-    query = query.order_by(AlertRecord.id.desc()).limit(limit + 1)
+    return query.order_by(AlertRecord.id.desc()).limit(limit + 1)
+
+
+def list_alerts(store: Store, caller: Principal, f: AlertFilter, limit: int, after: Optional[int]) -> list[dict]:
+    """Up to ``limit + 1`` alerts the caller may see, matching ``f``, newest first, ids below ``after``.
+
+    Two steps: the page's ids first, then their rows. The first query reads only ids and keys (an index
+    scan: the primary key backwards), so nothing wide is read or sorted for rows that are not shown.
+    """
     with store.engine.connect() as conn:
-        ids = conn.execute(query).scalars().all()
+        ids = conn.execute(page_ids_query(store, caller, f, limit, after)).scalars().all()
         if not ids:
             return []
         rows = conn.execute(select(*_COLUMNS).join(RunRecord, RunRecord.id == AlertRecord.run_id)
