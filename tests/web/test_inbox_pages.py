@@ -166,3 +166,16 @@ def test_the_silences_page_lists_current_and_expired_and_expires_one_now(client,
     assert "only an admin" in client.post(f"/silences/{everyone}/expire", data={"csrf": csrf}).text
     assert "no such silence" in client.post(f"/silences/{bobs}/expire", data={"csrf": csrf}).text
     assert sorted(s.id for s in silence.active(server_store, server_clock())) == sorted([everyone, bobs])
+
+
+def test_an_admin_sees_everyones_incidents_each_with_its_owner(client, make_user, server_store, server_clock):
+    server_clock.advance(10_000)
+    root = make_user("root", admin=True)
+    add_run(server_store, "ra", "alice")
+    add_run(server_store, "rb", "bob")
+    add_alert(server_store, "ra", "alice", now=T0)
+    add_alert(server_store, "rb", "bob", now=T0 + 1)  # same rule and project, another owner: another row
+    signed_in(client, root)
+    page = client.get("/inbox").text
+    assert [r[1] for r in rows(page)] == ["2", "1"]
+    assert '<span class="owner">bob\'s</span>' in page and '<span class="owner">alice\'s</span>' in page

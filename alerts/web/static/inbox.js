@@ -35,7 +35,9 @@
 
   /** A row as the server renders it (templates/inbox.html), for an incident's newest alert ``a``. */
   function row(a, count, runs, oldest) {
-    const meta = [el("span", { class: "when" }, when(a.created_at)), el("span", { class: "project" }, a.project)];
+    const meta = [el("span", { class: "when" }, when(a.created_at))];
+    if (list.dataset.admin === "yes") meta.push(el("span", { class: "owner" }, `${a.owner}'s`));
+    meta.push(el("span", { class: "project" }, a.project));
     if (a.run_group) meta.push(el("span", { class: "group" }, `group ${a.run_group}`));
     meta.push(el("span", { class: "rule" }, a.rule || "alert()"), el("span", { class: "runs" }, runsText(runs)));
     const item = el("li", {
