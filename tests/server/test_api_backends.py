@@ -79,3 +79,32 @@ def test_channels_silences_and_deliveries_through_the_api(backend, server_clock)
     assert client.post(f"/api/v1/deliveries/{row.id}/retry", headers=alice).json()["state"] == "pending"
     assert client.delete(f"/api/v1/channels/{made.json()['id']}", headers=alice).status_code == 204
     assert app.state.channels.of("alice") == []
+
+
+def test_alerts_filtered_by_group_and_rule_paged_and_kept_to_their_owner(backend):
+    app, client, store, keys = backend
+    add_run(store, "a1", "alice", group="sweep-1")
+    add_run(store, "a2", "alice", project="audio")
+    add_run(store, "b1", "bob", group="sweep-1")
+    for i in range(5):
+        add_alert(store, "a1", "alice", now=T0 + i, rule="loss-not-finite" if i % 2 else "acc-low")
+    add_alert(store, "a2", "alice", project="audio", now=T0 + 10)
+    add_alert(store, "b1", "bob", now=T0 + 11)
+
+    def ids(query: str, who: str = "alice") -> list[int]:
+        seen, cursor = [], None
+        while True:
+            page = client.get(f"/api/v1/alerts?{query}&limit=2" + (f"&cursor={cursor}" if cursor else ""),
+                              headers=auth(keys[who])).json()
+            seen += [a["id"] for a in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return seen
+
+    assert ids("") == [6, 5, 4, 3, 2, 1]
+    assert ids("group=sweep-1") == [5, 4, 3, 2, 1]
+    assert ids("group=sweep-1&rule=loss-not-finite") == [4, 2]
+    assert ids("project=audio") == [6]
+    assert ids("group=sweep-1", "bob") == [7]
+    assert ids("group=sweep-1&owner=bob", "alice") == []
+    assert ids("group=sweep-1", "root") == [7, 5, 4, 3, 2, 1]

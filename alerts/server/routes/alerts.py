@@ -78,6 +78,7 @@ Text = Query(None, min_length=1, max_length=256)
 def list_alerts(
     request: Request,
     project: Optional[str] = Text,
+    group: Optional[str] = Query(None, min_length=1, max_length=256, description="the run's group"),
     run: Optional[str] = Query(None, min_length=1, max_length=64, description="run id"),
     rule: Optional[str] = Query(None, min_length=1, max_length=256, description="rule name (explicit alert() calls have none: use source=alert)"),
     level: Optional[Literal["INFO", "WARN", "ERROR"]] = None,
@@ -90,7 +91,7 @@ def list_alerts(
     page: PageParams = Depends(page_params),
     caller: Principal = Depends(current_user),
 ) -> Page[AlertOut]:
-    filters = alertquery.AlertFilter(project=project, run=run, rule=rule, level=level, status=status, source=source,
+    filters = alertquery.AlertFilter(project=project, group=group, run=run, rule=rule, level=level, status=status, source=source,
                                      outcome=outcome, owner=owner, since=since, until=until)
     rows = alertquery.list_alerts(request.app.state.store, caller, filters, page.limit, id_after(page))
     items, cursor = page_of(rows, page.limit, lambda row: row["id"])

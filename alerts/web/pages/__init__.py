@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page's router."""
-    from alerts.web.pages import channels, deliveries, inbox
+    from alerts.web.pages import channels, deliveries, inbox, silences
 
-    return [inbox.router, channels.router, deliveries.router]
+    return [inbox.router, silences.router, channels.router, deliveries.router]
