@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page's router."""
-    from alerts.web.pages import inbox
+    from alerts.web.pages import inbox, runs
 
-    return [inbox.router]
+    return [inbox.router, runs.router]
