@@ -8,9 +8,12 @@ where each occurs in the bucket, with how many there are. A chart therefore draw
 ``4 * buckets`` points and ``3 * buckets`` marks however long the run, and a NaN is never averaged
 away or lost in a gap: at full zoom (a bucket a step wide) every one is its own mark.
 
-Pure functions over plain lists: no store, no clock. The work per point is done by C built-ins
-(``sum``, ``min``, ``max``, ``list.index`` over a bucket's slice); only buckets that hold a non-finite
-value are walked point by point.
+Pure functions over sequences (lists or ``array``\\ s): no store, no clock. A long series may come with
+a :class:`BlockIndex` (each block of :data:`BLOCK` points summarised once): a bucket is then the
+summaries of the blocks it covers plus its two partial blocks, so a request costs about
+``buckets * 2 * BLOCK`` point visits whatever the series' length, with exactly the same answer. The
+work per point is done by C built-ins (``sum``, ``min``, ``max``, ``index`` over a slice); only slices
+that hold a non-finite value are walked point by point.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 NAN, POS_INF, NEG_INF = "NaN", "Infinity", "-Infinity"
+# Points per block of a BlockIndex.
+BLOCK = 512
 
 
 @dataclass
@@ -45,6 +50,18 @@ class Downsampled:
     max: Optional[tuple[int, float]] = None
 
 
+@dataclass
+class Summary:
+    """What M4 needs of a run of consecutive points, by index: the first and last finite point, the
+    lowest and highest, and per non-finite kind its first index and count."""
+
+    first: Optional[int] = None
+    last: Optional[int] = None
+    low: Optional[int] = None
+    high: Optional[int] = None
+    marks: dict = field(default_factory=dict)  # kind -> [first index, count]
+
+
 def _kind(value: float) -> str:
     if value != value:
         return NAN
@@ -58,10 +75,99 @@ def _is_finite(value) -> bool:
         return True
 
 
-def downsample(steps: Sequence[int], values: Sequence[float], lo: int, hi: int, buckets: int) -> Downsampled:
+def summarize(values: Sequence, start: int, end: int) -> Summary:
+    """The :class:`Summary` of ``values[start:end]`` (indices into ``values``)."""
+    out = Summary()
+    if end <= start:
+        return out
+    chunk = values[start:end]
+    try:
+        all_finite = math.isfinite(sum(chunk))  # NaN or an infinity makes the sum non-finite
+    except OverflowError:  # ints past a float's range: finite, but take the careful path
+        all_finite = False
+    if all_finite:
+        out.first, out.last = start, end - 1
+        out.low, out.high = start + chunk.index(min(chunk)), start + chunk.index(max(chunk))
+        return out
+    finite: list[int] = []
+    for offset, value in enumerate(chunk):
+        if _is_finite(value):
+            finite.append(offset)
+            continue
+        mark = out.marks.get(_kind(value))
+        if mark is None:
+            out.marks[_kind(value)] = [start + offset, 1]
+        else:
+            mark[1] += 1
+    if finite:
+        out.first, out.last = start + finite[0], start + finite[-1]
+        out.low = start + min(finite, key=chunk.__getitem__)
+        out.high = start + max(finite, key=chunk.__getitem__)
+    return out
+
+
+def _merge(into: Summary, other: Summary, values: Sequence) -> None:
+    """Fold ``other`` (later points) into ``into``."""
+    if other.first is not None:
+        if into.first is None:
+            into.first, into.low, into.high = other.first, other.low, other.high
+        else:
+            if values[other.low] < values[into.low]:
+                into.low = other.low
+            if values[other.high] > values[into.high]:
+                into.high = other.high
+        into.last = other.last
+    for kind, (first, count) in other.marks.items():
+        mark = into.marks.get(kind)
+        if mark is None:
+            into.marks[kind] = [first, count]
+        else:
+            mark[1] += count
+
+
+class BlockIndex:
+    """The :class:`Summary` of each block of ``BLOCK`` consecutive points of a series (block ``b`` holds
+    indices ``b * BLOCK`` to ``(b + 1) * BLOCK - 1``), built once for a series that is read often."""
+
+    def __init__(self, values: Sequence, block: int = BLOCK) -> None:
+        self.block = block
+        self.length = len(values)
+        self.blocks = [summarize(values, start, min(start + block, len(values)))
+                       for start in range(0, len(values), block)]
+
+    def copy(self) -> "BlockIndex":
+        twin = BlockIndex.__new__(BlockIndex)
+        twin.block, twin.length, twin.blocks = self.block, self.length, list(self.blocks)
+        return twin
+
+    def extend(self, values: Sequence) -> None:
+        """Take in the points appended to ``values`` since the index was built (the last, partial
+        block is summarised again)."""
+        kept = self.length // self.block
+        del self.blocks[kept:]
+        self.blocks += [summarize(values, start, min(start + self.block, len(values)))
+                        for start in range(kept * self.block, len(values), self.block)]
+        self.length = len(values)
+
+    def summarize(self, values: Sequence, start: int, end: int) -> Summary:
+        """``summarize(values, start, end)``, from the blocks wholly inside and the two partial ends."""
+        size = self.block
+        first_whole, last_whole = -(-start // size), end // size  # blocks [first_whole, last_whole)
+        if first_whole >= last_whole:
+            return summarize(values, start, end)
+        out = summarize(values, start, first_whole * size)
+        for b in range(first_whole, last_whole):
+            _merge(out, self.blocks[b], values)
+        _merge(out, summarize(values, last_whole * size, end), values)
+        return out
+
+
+def downsample(steps: Sequence[int], values: Sequence, lo: int, hi: int, buckets: int,
+               index: Optional[BlockIndex] = None) -> Downsampled:
     """``values`` logged at ``steps`` (ascending, same length), reduced to at most ``buckets`` buckets
     over the steps ``lo..hi`` (inclusive; points outside are ignored). With no more points than
-    ``4 * buckets`` in the range, every point is kept as it is."""
+    ``4 * buckets`` in the range, every point is kept as it is. ``index``: a :class:`BlockIndex` of
+    ``values``, which makes a long series cheaper and changes nothing in the answer."""
     if buckets < 1:
         raise ValueError("buckets must be at least 1")
     out = Downsampled()
@@ -72,28 +178,29 @@ def downsample(steps: Sequence[int], values: Sequence[float], lo: int, hi: int, 
     if out.count == 0:
         return out
     if out.count <= 4 * buckets:
-        _keep_all(steps, values, first, stop, out)
+        for i in range(first, stop):
+            if _is_finite(values[i]):
+                _extend(out, steps[i], values[i])
+            else:
+                out.marks.append(Mark(steps[i], _kind(values[i])))
         return out
     out.downsampled = True
     width = out.bucket_width = -(-(hi - lo + 1) // buckets)  # ceiling division: at most ``buckets``
+    reduce = index.summarize if index is not None else summarize
     start = first
     bucket_end_step = lo + width
     while start < stop:
         end = bisect_left(steps, bucket_end_step, start, stop)
         if end > start:
-            _bucket(steps, values, start, end, out)
+            summary = reduce(values, start, end)
+            out.marks.extend(sorted((Mark(steps[i], kind, count) for kind, (i, count) in summary.marks.items()),
+                                    key=lambda m: m.step))
+            if summary.first is not None:
+                for i in sorted({summary.first, summary.low, summary.high, summary.last}):
+                    _extend(out, steps[i], values[i])
         start = end
         bucket_end_step += width
     return out
-
-
-def _keep_all(steps, values, first: int, stop: int, out: Downsampled) -> None:
-    for i in range(first, stop):
-        value = values[i]
-        if _is_finite(value):
-            _extend(out, steps[i], value)
-        else:
-            out.marks.append(Mark(steps[i], _kind(value)))
 
 
 def _extend(out: Downsampled, step: int, value) -> None:
@@ -103,34 +210,3 @@ def _extend(out: Downsampled, step: int, value) -> None:
         out.min = (step, value)
     if out.max is None or value > out.max[1]:
         out.max = (step, value)
-
-
-def _bucket(steps, values, start: int, end: int, out: Downsampled) -> None:
-    chunk = values[start:end]
-    try:
-        all_finite = math.isfinite(sum(chunk))  # NaN or an infinity makes the sum non-finite
-    except OverflowError:  # ints past a float's range: finite, but take the careful path
-        all_finite = False
-    if all_finite:
-        picks = (0, chunk.index(min(chunk)), chunk.index(max(chunk)), len(chunk) - 1)
-    else:
-        finite: list[int] = []
-        seen: dict[str, Mark] = {}
-        for offset, value in enumerate(chunk):
-            if _is_finite(value):
-                finite.append(offset)
-                continue
-            kind = _kind(value)
-            mark = seen.get(kind)
-            if mark is None:
-                seen[kind] = Mark(steps[start + offset], kind)
-            else:
-                mark.count += 1
-        out.marks.extend(sorted(seen.values(), key=lambda m: m.step))
-        if not finite:
-            return
-        low = min(finite, key=chunk.__getitem__)
-        high = max(finite, key=chunk.__getitem__)
-        picks = (finite[0], low, high, finite[-1])
-    for offset in sorted(set(picks)):
-        _extend(out, steps[start + offset], chunk[offset])

@@ -75,3 +75,26 @@ def test_ints_and_empty_ranges():
     assert out.marks == [] and out.max == (50, float(2**63 - 1)) and out.min == (0, 0.0)
     with pytest.raises(ValueError):
         downsample(steps, values, 0, 99, buckets=0)
+
+
+def test_a_block_index_changes_nothing_in_the_answer_and_follows_appended_points():
+    from array import array
+
+    from alerts.server.downsample import BlockIndex
+
+    n = 50_000
+    steps = array("q", range(0, 2 * n, 2))
+    values = array("d", (math.cos(i / 97) * (i % 13) for i in range(n)))
+    for i in (5, 6, 7_777, 40_000):
+        values[i] = math.nan
+    values[20_000] = math.inf
+    values[20_001] = -math.inf
+    index = BlockIndex(values, block=64)
+    for lo, hi, buckets in ((0, 2 * n, 100), (1_001, 60_003, 37), (39_000, 40_200, 50), (0, 2 * n, 1)):
+        assert downsample(steps, values, lo, hi, buckets, index) == downsample(steps, values, lo, hi, buckets)
+    more = 3_000
+    steps.extend(range(2 * n, 2 * n + more))
+    values.extend([7.0] * (more - 1) + [math.nan])
+    index.extend(values)
+    assert index.length == len(values)
+    assert downsample(steps, values, 0, 2 * n + more, 100, index) == downsample(steps, values, 0, 2 * n + more, 100)

@@ -303,3 +303,29 @@ def test_the_run_page_of_another_user_is_a_404_and_an_admin_sees_it(client, make
     client.post("/login", data={"key": make_user("root", admin=True)})
     assert client.get("/runs/bobs").status_code == 200
     assert client.get("/runs/bobs", follow_redirects=False).headers["content-security-policy"].startswith("default-src")
+
+
+def test_the_series_follows_a_growing_run_and_chunks_deleted_by_retention(client, make_user, server_store):
+    from sqlalchemy import delete
+
+    from alerts.store import jsoncodec
+    from alerts.store.db import Batch
+    from alerts.store.models import HistoryChunk
+
+    alice = make_user("alice")
+    _history(server_store, "live", "alice", [float(s) for s in range(3_000)])
+
+    def loss(**params):
+        return client.get("/api/v1/runs/live/series", params={"keys": "loss", **params},
+                          headers=auth(alice)).json()["series"]["loss"]
+
+    assert loss()["count"] == 3_000 and loss()["max"] == {"step": 2_999, "value": 2_999.0}
+    rows = [{"_step": s, "loss": float("nan") if s == 3_005 else 10_000.0} for s in range(3_000, 3_010)]
+    server_store.write_batch(Batch(history=[{"run_id": "live", "first_step": 3_000, "last_step": 3_009, "n_rows": 10,
+                                             "last_time": 0.0, "data": jsoncodec.pack_rows(rows)}]))
+    grown = loss()
+    assert grown["count"] == 3_010 and grown["max"]["value"] == 10_000.0
+    assert {"step": 3_005, "value": "NaN", "count": 1} in grown["marks"]
+    with server_store.engine.begin() as conn:  # retention drops the oldest chunk
+        conn.execute(delete(HistoryChunk).where(HistoryChunk.run_id == "live", HistoryChunk.first_step == 0))
+    assert loss()["count"] == 2_010 and loss()["min"] == {"step": 1_000, "value": 1_000.0}
