@@ -91,7 +91,7 @@ class _Reader:
         self.loose, self.loose_getters = _decoder(self.keys, False)
         self.step_of = attrgetter("s")
 
-    def add(self, data: bytes, out: dict[str, tuple[list, list]]) -> None:
+    def add(self, data: bytes, out: dict[str, tuple[array, list]]) -> None:
         """Append the chunk's points of each key to ``out[key]`` (its steps and its values)."""
         try:
             rows = self.typed.decode(data)
@@ -103,15 +103,24 @@ class _Reader:
             except (msgspec.ValidationError, msgspec.DecodeError):
                 self._add_plain(jsoncodec.unpack_rows(data), out)
                 return
-        steps = list(map(self.step_of, rows))
-        if not _complete(steps):  # a row without a step: not a point of any series
-            keep = [i for i, step in enumerate(steps) if isinstance(step, int)]
-            rows, steps = [rows[i] for i in keep], [steps[i] for i in keep]
+        if not rows:
+            return
+        # A chunk's rows are in increasing step order (the store's invariant): when the first and last
+        # steps are len(rows) - 1 apart, the steps are every one between them, and need not be read.
+        first, last = rows[0].s, rows[-1].s
+        steps: Any = None
+        if isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(rows):
+            steps = range(first, last + 1)
+        else:
+            steps = list(map(self.step_of, rows))
+            if not _complete(steps):  # a row without a step: not a point of any series
+                keep = [i for i, step in enumerate(steps) if isinstance(step, int)]
+                rows, steps = [rows[i] for i in keep], [steps[i] for i in keep]
         for key, get in zip(self.keys, getters):
             key_steps, key_values = out[key]
             values = list(map(get, rows))
             if checked and _complete(values):  # the common case: the key is in every row, a number
-                key_steps += steps
+                key_steps.extend(steps) if isinstance(steps, range) else key_steps.fromlist(steps)
                 key_values += values
                 continue
             for step, value in zip(steps, values):
@@ -119,7 +128,7 @@ class _Reader:
                     key_steps.append(step)
                     key_values.append(value)
 
-    def _add_plain(self, rows: list, out: dict[str, tuple[list, list]]) -> None:
+    def _add_plain(self, rows: list, out: dict[str, tuple[array, list]]) -> None:
         for row in rows:
             step = row.get("_step") if isinstance(row, dict) else None
             if not isinstance(step, int) or isinstance(step, bool):
@@ -131,14 +140,14 @@ class _Reader:
                     out[key][1].append(value)
 
     def read(self, chunks, columns: dict[str, Column]) -> None:
-        """Append the points of ``chunks`` (rows with a ``data`` column) to ``columns``. Gathered in
-        lists first: a list grows several times faster than an array converts item by item."""
-        out = {key: ([], []) for key in self.keys}
+        """Append the points of ``chunks`` (rows with a ``data`` column) to ``columns``. Values are
+        gathered in a list first: a list grows faster than an array converts item by item."""
+        out = {key: (array("q"), []) for key in self.keys}
         for chunk in chunks:
             self.add(chunk.data, out)
         for key, (steps, values) in out.items():
-            columns[key].steps.extend(array("q", steps))
-            columns[key].values.extend(array("d", values))
+            columns[key].steps.extend(steps)
+            columns[key].values.fromlist(values)
 
 
 def _chunks(conn, run_id: str, above_id: Optional[int], up_to_id: int):
