@@ -37,6 +37,8 @@ from alerts.store.models import HistoryChunk
 DEFAULT_POINTS = 1000
 MAX_POINTS = 10_000
 MAX_KEYS = 20
+# A column read with more points than this gets its block index at once (a chart of it will need it).
+INDEX_FROM = 16 * 1024
 # Points kept in the process's cache of columns (16 bytes each, plus the block index: ~70 MB).
 CACHE_POINTS = 4_000_000
 
@@ -146,8 +148,12 @@ class _Reader:
         for chunk in chunks:
             self.add(chunk.data, out)
         for key, (steps, values) in out.items():
-            columns[key].steps.extend(steps)
-            columns[key].values.fromlist(values)
+            column = columns[key]
+            if not len(column.values) and len(values) > INDEX_FROM:
+                # Indexed from the list: a pass over a list reads its floats, over an array boxes each.
+                column.index = BlockIndex(values)
+            column.steps.extend(steps)
+            column.values.fromlist(values)
 
 
 def _chunks(conn, run_id: str, above_id: Optional[int], up_to_id: int):
