@@ -140,6 +140,7 @@ def test_the_run_page_charts_loss_with_the_threshold_the_alert_step_and_the_nan(
     assert zoomed.locator(".alert-mark[data-step='21']").count() == 1
     assert zoomed.locator(".nan-mark").count() == 0  # step 45 is outside the range now
     assert int(zoomed.locator("path.series").get_attribute("data-points")) < 30
+    shot(page, "run-page-zoomed")
     page.click(".reset-zoom")
     expect(page.locator(".zoom-state")).to_have_text("all steps")
     assert page.locator(".chart[data-key=loss] .nan-mark[data-step='45']").count() == 1
