@@ -134,7 +134,7 @@ def test_the_run_page_charts_loss_with_the_threshold_the_alert_step_and_the_nan(
     page.mouse.move(box["x"] + box["width"] * 20 / 59, y, steps=4)
     page.mouse.move(box["x"] + box["width"] * 30 / 59, y, steps=4)
     page.mouse.up()
-    expect(page.locator(".zoom-state")).to_have_text(re.compile(r"^steps \d+–\d+$"))
+    expect(page.locator(".zoom-state")).to_have_text(re.compile(r"^steps \d+–\d+$"), timeout=15_000)
     _chart_ready(page)
     zoomed = page.locator(".chart[data-key=loss]")
     assert zoomed.locator(".alert-mark[data-step='21']").count() == 1
@@ -142,12 +142,12 @@ def test_the_run_page_charts_loss_with_the_threshold_the_alert_step_and_the_nan(
     assert int(zoomed.locator("path.series").get_attribute("data-points")) < 30
     shot(page, "run-page-zoomed")
     page.click(".reset-zoom")
-    expect(page.locator(".zoom-state")).to_have_text("all steps")
+    expect(page.locator(".zoom-state")).to_have_text("all steps", timeout=15_000)
     assert page.locator(".chart[data-key=loss] .nan-mark[data-step='45']").count() == 1
 
     # Choosing metrics: acc off, and the URL remembers it.
     page.uncheck(".metric-picker input[value=acc]")
-    expect(page.locator(".chart[data-key=acc]")).to_have_count(0)
+    expect(page.locator(".chart[data-key=acc]")).to_have_count(0, timeout=15_000)
     assert "keys=loss" in page.url
 
     # The failed run: its exception, as text (no element made of it).
@@ -186,11 +186,11 @@ def test_tables_and_images_are_shown_and_their_files_served_only_to_the_owner(
     sign_in(page, server.url, users["alice"], then="/runs/with-media")
     image = page.locator(".run-image img")
     assert image.count() == 1
-    expect(image).to_have_js_property("naturalWidth", 8)
+    expect(image).to_have_js_property("naturalWidth", 8, timeout=15_000)
     table = page.locator(".logged-table")
     assert table.locator("th").all_text_contents() == ["input", "label", "picture"]
     assert "<script>alert(1)</script>" in table.locator("td").first.text_content()
-    expect(table.locator("img.cell-image")).to_have_js_property("naturalWidth", 8)
+    expect(table.locator("img.cell-image")).to_have_js_property("naturalWidth", 8, timeout=15_000)
     assert "page" in page.text_content(".other-media")  # the HTML file is listed, never served
     shot(page, "run-page-media")
 

@@ -269,10 +269,17 @@
     });
   }
   resetButton.addEventListener("click", () => { state.range = null; load(); });
+  // Redrawn when the charts' width changes, not at every resize event (a full-page screenshot or a
+  // phone's toolbar changes only the height, and a redraw would drop a drag in progress).
   let resizeTimer = null;
+  let drawnWidth = grid.clientWidth;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(draw, 150);
+    resizeTimer = setTimeout(() => {
+      if (grid.clientWidth === drawnWidth) return;
+      drawnWidth = grid.clientWidth;
+      draw();
+    }, 150);
   });
   load();
 })();
