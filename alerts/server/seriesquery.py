@@ -118,11 +118,14 @@ class _Reader:
             if not _complete(steps):  # a row without a step: not a point of any series
                 keep = [i for i, step in enumerate(steps) if isinstance(step, int)]
                 rows, steps = [rows[i] for i in keep], [steps[i] for i in keep]
+        chunk_steps = None  # the chunk's steps as an array, made once for every key logged in all its rows
         for key, get in zip(self.keys, getters):
             key_steps, key_values = out[key]
             values = list(map(get, rows))
             if checked and _complete(values):  # the common case: the key is in every row, a number
-                key_steps.extend(steps) if isinstance(steps, range) else key_steps.fromlist(steps)
+                if chunk_steps is None:
+                    chunk_steps = array("q", steps)
+                key_steps.extend(chunk_steps)  # a copy of the memory, not a conversion per step
                 key_values += values
                 continue
             for step, value in zip(steps, values):
@@ -147,12 +150,17 @@ class _Reader:
         out = {key: (array("q"), []) for key in self.keys}
         for chunk in chunks:
             self.add(chunk.data, out)
+        shared: list[array] = []  # keys logged at the same steps share one array of them
         for key, (steps, values) in out.items():
             column = columns[key]
             if not len(column.values) and len(values) > INDEX_FROM:
                 # Indexed from the list: a pass over a list reads its floats, over an array boxes each.
                 column.index = BlockIndex(values)
-            column.steps.extend(steps)
+            if not len(column.steps):
+                column.steps = next((twin for twin in shared if twin == steps), steps)
+                shared.append(column.steps)
+            else:
+                column.steps.extend(steps)
             column.values.fromlist(values)
 
 
