@@ -40,7 +40,7 @@ from alerts.server.jobs import Jobs
 from alerts.server.metrics import ServerMetrics
 from alerts.server.rulesync import RuleSync
 from alerts.server.routes import alerts as alerts_routes
-from alerts.server.routes import channels, deliveries, health, me, metrics, rules, runs, silences
+from alerts.server.routes import channels, deliveries, health, me, metrics, rundata, rules, runs, silences
 from alerts.settings import Settings, load_settings
 from alerts.rules.active import active_rules
 from alerts.store.db import Store, open_store
@@ -105,6 +105,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.include_router(metrics.router)
     app.include_router(me.router, prefix=API_PREFIX)
     app.include_router(runs.router, prefix=API_PREFIX)
+    app.include_router(rundata.router, prefix=API_PREFIX)
     app.include_router(alerts_routes.router, prefix=API_PREFIX)
     app.include_router(silences.router, prefix=API_PREFIX)
     app.include_router(rules.router, prefix=API_PREFIX)

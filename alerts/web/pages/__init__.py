@@ -7,6 +7,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page's router."""
-    from alerts.web.pages import channels, deliveries, inbox, silences
+    from alerts.web.pages import channels, deliveries, inbox, runs, silences
 
-    return [inbox.router, silences.router, channels.router, deliveries.router]
+    return [inbox.router, silences.router, runs.router, channels.router, deliveries.router]
