@@ -27,7 +27,7 @@ from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.metrics import Metric, MetricDefinitions
 from alerts.sdk.names import check_tags, check_text
-from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
+from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, MEDIA, ROW_RUN, RUN_UPDATE, Writer
 from alerts.rules.engine import RunRules
 from alerts.rules.templates import clip_text, clip_title
 from alerts.sdk.raising import console_notify, deliveries_for, rule_alert_op
@@ -399,7 +399,8 @@ class Run:
         else:
             metrics.update_summary(row, self._summary._data)
         self._dirty = True
-        self._append((HISTORY, self._id, row))
+        row[ROW_RUN] = self._id  # queued as the row itself: not tracked by the GC (see ROW_RUN)
+        self._append(row)
         self._step = step + 1
         if transitions:
             self._raise_rule_alerts(transitions)

@@ -94,7 +94,7 @@ def held_by(writer: worker.Writer) -> int:
     order: a row moves from the queue to the batch, so a drain in between is missed, never counted
     twice), and its own count of what it holds, which includes rows being sorted."""
     pending = sum(chunk["n_rows"] for chunk in list(writer._pending.history))
-    queued = sum(1 for op in list(writer.queue) if op[0] == worker.HISTORY)
+    queued = sum(1 for op in list(writer.queue) if type(op) is dict)  # history rows are queued as dicts
     return max(pending + queued, writer.held_rows)
 
 
