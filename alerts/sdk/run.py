@@ -8,8 +8,10 @@ append one tuple to the background writer's deque. No lock, no I/O, no exception
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -39,6 +41,15 @@ logger = logging.getLogger("alerts")
 TRACEBACK_LINES = 30
 # How long alert() waits for its record and outbox rows to be committed (seconds).
 ALERT_COMMIT_WAIT = 1.0
+# While log() commits rows less than RULES_TIGHT_GAP seconds apart (a loop that does little but log),
+# the rules see them a batch at a time (RunRules.observe_rows: one pass per watched metric, several
+# times cheaper a row than one call per row): once RULES_BATCH_ROWS wait, or RULES_BATCH_WAIT after
+# the oldest of them, at the writer's next cycle, or before alert() and finish(). A row committed
+# after a gap (a loop doing real work between its log() calls) is evaluated at once, as before: its
+# alert is raised inside that log() call. Either way each row is evaluated at its own step and time.
+RULES_TIGHT_GAP = 0.001
+RULES_BATCH_WAIT = 0.005
+RULES_BATCH_ROWS = 1024
 # States a run ends in.
 FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted"
 
@@ -170,6 +181,13 @@ class Run:
         self._media_count = 0
         self._throttle = AlertThrottle()
         self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
+        self._unevaluated: list = []  # committed rows the rules have not seen yet (see RULES_TIGHT_GAP)
+        self._unevaluated_at: list = []  # their times (the clock at their commit), appended first
+        self._rules_lock = threading.Lock()  # one evaluation at a time: log() or the writer's cycle
+        self._rules_due = math.inf  # when the oldest unevaluated row must be evaluated
+        self._last_commit_at = -math.inf
+        # Batches only on the real clock: a test's stepped clock decides nothing about call rates.
+        self._batch_rules = self._clock is time.time
         self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
         self._resumed = False  # init(resume=...) continued an earlier run
         self._rule_templates: Any = None
@@ -384,13 +402,6 @@ class Run:
         metrics = self._metrics
         if metrics is not None:
             metrics.sync_steps(row)  # define_metric(step_metric=...): the axis's last value joins the row
-        transitions = None
-        if rules is not None:
-            # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
-            try:
-                transitions = rules.observe_row(row, step, now)
-            except Exception:  # a rule must never cost the row or reach the training loop
-                logger.exception("alerts: evaluating rules on step %s failed", step)
         row["_step"] = step
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
@@ -402,9 +413,44 @@ class Run:
         row[ROW_RUN] = self._id  # queued as the row itself: not tracked by the GC (see ROW_RUN)
         self._append(row)
         self._step = step + 1
+        if rules is not None:
+            waiting = self._unevaluated
+            self._unevaluated_at.append(now)  # before the row: an evaluator counts rows, then takes times
+            waiting.append(row)
+            if (now - self._last_commit_at >= RULES_TIGHT_GAP or now >= self._rules_due
+                    or len(waiting) >= RULES_BATCH_ROWS or not self._batch_rules):
+                self._evaluate_rules(wait=False)
+            elif len(waiting) == 1:
+                self._rules_due = now + RULES_BATCH_WAIT
+            self._last_commit_at = now
+        self._wake_if_long()
+
+    def _evaluate_rules(self, wait: bool = True) -> None:
+        """Hand the committed rows waiting for the rules to them, in order, and raise what they
+        fire. Called by log() (``wait=False``: if the writer's thread is evaluating them, it leaves
+        them to it), by the writer at each cycle, and before alert(), finish() and a change of rules."""
+        if not self._rules_lock.acquire(wait):
+            return
+        transitions = None
+        try:
+            rows, times = self._unevaluated, self._unevaluated_at
+            count = len(rows)  # log() may append meanwhile (another thread): only these are taken
+            if not count:
+                return
+            batch, at = rows[:count], times[:count]
+            del rows[:count], times[:count]
+            self._rules_due = math.inf
+            rules = self._rules
+            if rules is not None:
+                try:
+                    transitions = rules.observe_rows(batch, at)
+                except Exception:  # a rule must never cost the row or reach the training loop
+                    logger.exception("alerts: evaluating rules on steps %s-%s failed", batch[0].get("_step"),
+                                     batch[-1].get("_step"))
+        finally:
+            self._rules_lock.release()
         if transitions:
             self._raise_rule_alerts(transitions)
-        self._wake_if_long()
 
     def _orphan(self) -> None:
         """In a forked child: this run is the parent's, whose writer thread the child does not
@@ -421,6 +467,7 @@ class Run:
         self._append = dropped
         self._wake_if_long = _nothing
         self._writer = None
+        self._rules_lock = threading.Lock()  # the parent's writer thread may have held it at the fork
 
     def _finished_error(self, call: str) -> UsageError:
         return UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
@@ -473,6 +520,8 @@ class Run:
         wait_seconds = check_wait_duration(wait_duration)
         if self.disabled:
             return None
+        if self._unevaluated:
+            self._evaluate_rules()  # rule alerts of the rows logged before this call come first
         full_title, title, text = str(title), clip_title(str(title)), clip_text(str(text))
         now = self._clock()
         notify, reason = self._throttle.allow(full_title, wait_seconds, now)  # the full title: see AlertThrottle
@@ -501,6 +550,8 @@ class Run:
 
     def use_rules(self, rules: Optional[RunRules], templates: Any) -> None:
         """Evaluate ``rules`` on this run's rows from now on (``templates`` renders their alerts)."""
+        if self._unevaluated:
+            self._evaluate_rules()  # rows logged under the rules in force are evaluated by them
         self._rule_templates = templates
         self._rules = rules
 
@@ -518,7 +569,10 @@ class Run:
         self._append(rule_alert_op(transition, self._rule_templates, self._channel, self._channels))
 
     def _watch(self, now: float) -> None:
-        """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""
+        """Called by the writer thread each cycle: evaluate the stalled rules at ``now`` (after the
+        rows waiting for the rules: they are data the stalled rules must see)."""
+        if self._unevaluated:
+            self._evaluate_rules()
         rules = self._rules
         if rules is not None and not self._finished:
             transitions = rules.check_stalled(now)
@@ -678,6 +732,8 @@ class Run:
             return
         if self._pending:
             self._commit()
+        if self._unevaluated:
+            self._evaluate_rules()  # before the run-state rules: the last rows' alerts come first
         if self._writer is not None:
             try:  # files saved with policy "live"/"end", and what the script wrote into run.dir
                 files.at_finish(self)

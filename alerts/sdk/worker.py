@@ -94,6 +94,11 @@ class LiveRun(Protocol):
     def _snapshot(self, now: float) -> Optional[dict]:
         """Columns to update for this run now (summary, last step, heartbeat), or None."""
 
+    _unevaluated: list  # committed rows the rules have not seen yet
+
+    def _evaluate_rules(self) -> None:
+        """Evaluate the rules on those rows."""
+
     def _watch(self, now: float) -> None:
         """Evaluate what depends on time alone (stalled rules)."""
 
@@ -245,10 +250,17 @@ class Writer:
 
     def _cycle(self) -> None:
         batch = self._pending
-        self._take(batch, self._drain(batch))
-        now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
+        for run in live:
+            # Rows a tight log() loop left waiting for the rules: their alerts join this commit.
+            if run._unevaluated:
+                try:
+                    run._evaluate_rules()
+                except Exception:
+                    logger.exception("alerts: could not evaluate the rules of run %s", run.id)
+        self._take(batch, self._drain(batch))
+        now = self._clock()
         for run in live:
             try:
                 fields = run._snapshot(now)
