@@ -300,42 +300,49 @@ class ChangeSeries(Series):
 
     def push_many(self, values: list, nows: list) -> Optional[list]:
         """:meth:`push` for each value, with the fast path's arithmetic inline in one loop while the
-        windows and the batch hold only finite values (the same operations in the same order)."""
+        windows and the batch hold only finite values (the same operations in the same order as
+        RollingMean.push and mean(), the sums and counts kept in locals and stored back at the end)."""
         current, prior = self.current, self.prior
         total = sum(values)
         if current.odd or prior.odd or total - total != 0.0:
             return Series.push_many(self, values, nows)
         out = None
+        resum_every = RESUM_EVERY
         cur_values, old_values = current.values, prior.values
         cur_size, old_size = current.size, prior.size
         cur_append, cur_popleft = cur_values.append, cur_values.popleft
         old_append, old_popleft = old_values.append, old_values.popleft
+        cur_total, old_total = current.total, prior.total
+        cur_updates, old_updates = current.updates, prior.updates
+        cur_len, old_len = len(cur_values), len(old_values)
         relative, direction, by, state = self.relative, self.direction, self.by, self.state
+        fsum = math.fsum  # RollingMean.resum: every value here is finite
         for i, value in enumerate(values):
             cur_append(value)
-            current.total += value
-            current.updates += 1
-            if len(cur_values) <= cur_size:
-                if current.updates >= RESUM_EVERY:
-                    current.resum()
+            cur_total += value
+            cur_updates += 1
+            if cur_len < cur_size:
+                cur_len += 1
+                if cur_updates >= resum_every:
+                    cur_updates, cur_total = 0, fsum(cur_values)
                 continue
             evicted = cur_popleft()
-            current.total -= evicted
-            if current.updates >= RESUM_EVERY:
-                current.resum()
+            cur_total -= evicted
+            if cur_updates >= resum_every:
+                cur_updates, cur_total = 0, fsum(cur_values)
             old_append(evicted)
-            prior.total += evicted
-            if len(old_values) > old_size:
-                prior.total -= old_popleft()
-            prior.updates += 1
-            if prior.updates >= RESUM_EVERY:
-                prior.resum()
-            if len(old_values) < old_size:
+            old_total += evicted
+            if old_len < old_size:
+                old_len += 1
+            else:
+                old_total -= old_popleft()
+            old_updates += 1
+            if old_updates >= resum_every:
+                old_updates, old_total = 0, fsum(old_values)
+            if old_len < old_size:
                 continue
-            before, now_mean = prior.total / len(old_values), current.total / len(cur_values)
+            before, now_mean = old_total / old_len, cur_total / cur_len
             delta = now_mean - before
-            if delta != delta:
-                continue
             if relative:
                 delta = delta / abs(before) if before != 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
             if direction == "increase":
@@ -346,6 +353,8 @@ class ChangeSeries(Series):
                 active = abs(delta) >= by
             if not active and state.phase is INACTIVE:
                 continue
+            if delta != delta:
+                continue  # as push(): no evaluation
             status = step_state(state, active, nows[i], self.hold, self.keep, self.repeat)
             if status is None:
                 continue
@@ -355,6 +364,8 @@ class ChangeSeries(Series):
             out.append((i, status, {"value": now_mean, "change": delta, "by": spec.by, "direction": spec.direction,
                                     "window": spec.window, "prior_window": spec.prior, "current": now_mean,
                                     "prior": before}))
+        current.total, prior.total = cur_total, old_total
+        current.updates, prior.updates = cur_updates, old_updates
         return out
 
     def _means(self, value: float) -> Optional[tuple[float, float]]:
@@ -582,7 +593,7 @@ def _column(rows: list, nows: list, key: str) -> tuple[list, list, Optional[list
     converted, anything else skipped), with their times and, when some rows were skipped, their
     row indexes (None: every row, in order)."""
     values = [row.get(key, _ABSENT) for row in rows]
-    if all(type(value) is float for value in values):  # the common case: a float in every row
+    if type(values[0]) is float and len(set(map(type, values))) == 1:  # the common case: a float in every row
         return values, nows, None
     kept, at, where = [], [], []
     for i, value in enumerate(values):

@@ -186,8 +186,9 @@ class Run:
         self._rules_lock = threading.Lock()  # one evaluation at a time: log() or the writer's cycle
         self._rules_due = math.inf  # when the oldest unevaluated row must be evaluated
         self._last_commit_at = -math.inf
-        # Batches only on the real clock: a test's stepped clock decides nothing about call rates.
-        self._batch_rules = self._clock is time.time
+        # Batches only on the real clock (a test's stepped clock says nothing about call rates): a
+        # negative gap makes every row be evaluated at its commit.
+        self._tight_gap = RULES_TIGHT_GAP if self._clock is time.time else -1.0
         self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
         self._resumed = False  # init(resume=...) continued an earlier run
         self._rule_templates: Any = None
@@ -388,14 +389,18 @@ class Run:
         row = convert_row(data, self._media)
         if self._pending:
             self._pending.update(row)
+            if commit:
+                self._commit()
+        elif commit:
+            self._commit(row)  # the common case: nothing pending, the row is committed as it is
         else:
             self._pending = row
-        if commit:
-            self._commit()
 
-    def _commit(self) -> None:
-        row = self._pending
-        self._pending = {}
+    def _commit(self, row: Optional[dict] = None) -> None:
+        """Commit ``row``, or the pending row, at the current step and advance the step."""
+        if row is None:
+            row = self._pending
+            self._pending = {}
         now = self._clock()
         step = self._step
         rules = self._rules
@@ -417,8 +422,8 @@ class Run:
             waiting = self._unevaluated
             self._unevaluated_at.append(now)  # before the row: an evaluator counts rows, then takes times
             waiting.append(row)
-            if (now - self._last_commit_at >= RULES_TIGHT_GAP or now >= self._rules_due
-                    or len(waiting) >= RULES_BATCH_ROWS or not self._batch_rules):
+            if (now - self._last_commit_at >= self._tight_gap or now >= self._rules_due
+                    or len(waiting) >= RULES_BATCH_ROWS):
                 self._evaluate_rules(wait=False)
             elif len(waiting) == 1:
                 self._rules_due = now + RULES_BATCH_WAIT
@@ -758,8 +763,22 @@ class Run:
             self._writer.detach(self.id)
             if not self._writer.flush(timeout):
                 logger.warning("alerts: run %s: %s", self.name, self._writer.unflushed_note(self.id, timeout))
+            self._report_dropped(timeout)
         if self._on_finish is not None:
             self._on_finish(self)
+
+    def _report_dropped(self, timeout: float) -> None:
+        """At finish(): if history rows of this run were dropped to bound memory (the store refused
+        writes for long), say how many, and keep the count in the run's summary (``_dropped_rows``)."""
+        count_of = getattr(self._writer, "dropped_rows_of", None)
+        dropped = count_of(self.id) if count_of is not None else 0
+        if not dropped:
+            return
+        logger.warning("alerts: run %s: %d history rows were dropped, the oldest first, while the store refused "
+                       "writes (what is held in memory is bounded); the rest are stored", self.name, dropped)
+        self._summary._data["_dropped_rows"] = dropped
+        self._append((RUN_UPDATE, self.id, {"summary": self._summary._data.copy()}))
+        self._writer.flush(timeout)
 
     def __enter__(self) -> "Run":
         return self

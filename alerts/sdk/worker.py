@@ -131,6 +131,7 @@ class Writer:
         self._failures = 0
         self._commit_late = False  # a commit_now() waited in vain and no cycle has completed since
         self.dropped_rows = 0  # history rows dropped to stay within MAX_PENDING_ROWS
+        self._dropped_by_run: dict[str, int] = {}  # the same, per run (said at the run's finish())
         self._dropped_reported = 0
         self._drop_warned_at: Optional[float] = None
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
@@ -230,6 +231,7 @@ class Writer:
                 op = queue.popleft()
                 if type(op) is dict:  # a history row
                     dropped += 1
+                    self._dropped_of(op.get(ROW_RUN))
                 else:
                     kept.append(op)  # runs, updates, alerts, barriers: never dropped
             queue.extendleft(reversed(kept))
@@ -488,19 +490,30 @@ class Writer:
             return ops, 0
         dropped = 0
         while excess > 0 and batch.history:
-            rows = batch.history.pop(0)["n_rows"]
+            chunk = batch.history.pop(0)
+            rows = chunk["n_rows"]
             dropped += rows
             excess -= rows
+            self._dropped_of(chunk["run_id"], rows)
         if excess > 0:
             kept = []
             for op in ops:
                 if excess > 0 and type(op) is dict:  # a history row
                     excess -= 1
                     dropped += 1
+                    self._dropped_of(op.get(ROW_RUN))
                 else:
                     kept.append(op)  # runs, updates, alerts, barriers: never dropped
             ops = kept
         return ops, dropped
+
+    def _dropped_of(self, run_id: Optional[str], rows: int = 1) -> None:
+        with self._drain_lock:
+            self._dropped_by_run[run_id] = self._dropped_by_run.get(run_id, 0) + rows
+
+    def dropped_rows_of(self, run_id: str) -> int:
+        """History rows of ``run_id`` dropped so far to stay within MAX_PENDING_ROWS."""
+        return self._dropped_by_run.get(run_id, 0)
 
     def _count_dropped(self, rows: int) -> None:
         """Count dropped rows; warn at once the first time, then at most every DROP_WARNING_EVERY s."""

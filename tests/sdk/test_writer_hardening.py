@@ -137,6 +137,9 @@ def test_rows_held_while_the_database_is_locked_stay_within_the_cap(store_dir, m
     assert record.state == "finished" and record.summary["i"] == total - 1 and record.config == {"lr": 0.1}
     assert [a["title"] for a in record.alerts()] == ["raised while locked"]
     assert re.search(r"dropped \d+ of the oldest history rows \(\d+ in all\) to hold at most 30000 rows", caplog.text)
+    # Said again at finish(), for this run, and kept in its summary.
+    assert f"{writer.dropped_rows} history rows were dropped, the oldest first" in caplog.text
+    assert record.summary["_dropped_rows"] == writer.dropped_rows
 
 
 def test_clean_text_replaces_what_no_database_stores():
