@@ -425,7 +425,7 @@ class Run:
             if (now - self._last_commit_at >= self._tight_gap or now >= self._rules_due
                     or len(waiting) >= RULES_BATCH_ROWS):
                 self._evaluate_rules(wait=False)
-            elif len(waiting) == 1:
+            elif self._rules_due == math.inf:  # the oldest waiting row: due RULES_BATCH_WAIT from now
                 self._rules_due = now + RULES_BATCH_WAIT
             self._last_commit_at = now
         self._wake_if_long()
@@ -439,12 +439,12 @@ class Run:
         transitions = None
         try:
             rows, times = self._unevaluated, self._unevaluated_at
+            self._rules_due = math.inf  # before the count: a row appended after it sets its own due time
             count = len(rows)  # log() may append meanwhile (another thread): only these are taken
             if not count:
                 return
             batch, at = rows[:count], times[:count]
             del rows[:count], times[:count]
-            self._rules_due = math.inf
             rules = self._rules
             if rules is not None:
                 try:
