@@ -22,6 +22,8 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import add, ge, le, sub, truediv
 from typing import Any, Iterable, Optional, Union
 
 from alerts.rules.durations import format_duration
@@ -306,6 +308,10 @@ class ChangeSeries(Series):
         total = sum(values)
         if current.odd or prior.odd or total - total != 0.0:
             return Series.push_many(self, values, nows)
+        if self.state.phase is INACTIVE:
+            quiet = self._quiet_batch(values)
+            if quiet is not None:
+                return None  # nothing held: the windows and sums are where the loop would leave them
         out = None
         resum_every = RESUM_EVERY
         cur_values, old_values = current.values, prior.values
@@ -367,6 +373,51 @@ class ChangeSeries(Series):
         current.total, prior.total = cur_total, old_total
         current.updates, prior.updates = cur_updates, old_updates
         return out
+
+    def _quiet_batch(self, values: list) -> Optional[bool]:
+        """For a batch of finite values while both windows are full and hold only finite values,
+        and no exact re-sum falls inside it: compute every evaluation with C loops (running sums
+        through ``itertools.accumulate``, in the loop's order: ``t + v`` then ``+ (-e)``, which is
+        ``- e`` exactly), and if the condition holds for none of them, move the windows and sums
+        to where the loop would leave them and return True. None (nothing changed) otherwise: the
+        caller then runs the loop."""
+        current, prior = self.current, self.prior
+        cur_size, old_size, count = current.size, prior.size, len(values)
+        if (len(current.values) != cur_size or len(prior.values) != old_size
+                or current.updates + count >= RESUM_EVERY or prior.updates + count >= RESUM_EVERY):
+            return None
+        full = [*prior.values, *current.values, *values]  # oldest first
+        # Step i adds values[i] to the current window and evicts full[old_size + i] from it, which
+        # the prior window adds while evicting full[i].
+        steps = [0.0] * (2 * count)
+        steps[0::2] = values
+        steps[1::2] = [-v for v in full[old_size:old_size + count]]
+        cur_totals = list(accumulate(steps, add, initial=current.total))[2::2]
+        steps[0::2] = full[old_size:old_size + count]
+        steps[1::2] = [-v for v in full[:count]]
+        old_totals = list(accumulate(steps, add, initial=prior.total))[2::2]
+        befores = list(map(truediv, old_totals, repeat(old_size)))
+        deltas = list(map(sub, map(truediv, cur_totals, repeat(cur_size)), befores))
+        if self.relative:
+            if 0.0 in befores:
+                return None
+            deltas = list(map(truediv, deltas, map(abs, befores)))
+        if self.direction == "increase":
+            held = any(map(ge, deltas, repeat(self.by)))
+        elif self.direction == "decrease":
+            held = any(map(le, deltas, repeat(-self.by)))  # -delta >= by, negation being exact
+        else:
+            held = any(map(ge, map(abs, deltas), repeat(self.by)))
+        if held:
+            return None
+        current.values.clear()
+        current.values.extend(full[-cur_size:])
+        prior.values.clear()
+        prior.values.extend(full[-cur_size - old_size:-cur_size])
+        current.total, prior.total = cur_totals[-1], old_totals[-1]
+        current.updates += count
+        prior.updates += count
+        return True
 
     def _means(self, value: float) -> Optional[tuple[float, float]]:
         """Push ``value``; ``(prior mean, current mean)`` once both windows are full, else None."""

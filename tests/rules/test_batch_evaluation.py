@@ -69,9 +69,10 @@ def described(transitions) -> list:
              {k: same_nan(v) for k, v in t.fields.items()}) for t in transitions or ()]
 
 
+@pytest.mark.parametrize("resum_every", [61, 100_000], ids=["re-sum inside batches", "no re-sum"])
 @pytest.mark.parametrize("seed", range(4))
-def test_a_batch_gives_what_one_call_per_row_gives(monkeypatch, seed):
-    monkeypatch.setattr(engine, "RESUM_EVERY", 61)  # re-sum often, inside batches
+def test_a_batch_gives_what_one_call_per_row_gives(monkeypatch, seed, resum_every):
+    monkeypatch.setattr(engine, "RESUM_EVERY", resum_every)
     rows, nows = rows_of(seed, 6_000)
     one_by_one, batched = make_rules(), make_rules()
     want, got = [], []
