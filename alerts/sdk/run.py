@@ -49,7 +49,7 @@ ALERT_COMMIT_WAIT = 1.0
 # alert is raised inside that log() call. Either way each row is evaluated at its own step and time.
 RULES_TIGHT_GAP = 0.001
 RULES_BATCH_WAIT = 0.005
-RULES_BATCH_ROWS = 1024
+RULES_BATCH_ROWS = 256
 # States a run ends in.
 FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted"
 
