@@ -1,8 +1,10 @@
 """``Run``: one training run's logger, as ``wandb.init()`` returns it.
 
 The hot path is :meth:`Run.log`: convert the values (a type check each for plain numbers), merge them
-into the pending row, and on commit stamp ``_step``/``_runtime``/``_timestamp``, update the summary and
-append one tuple to the background writer's deque. No lock, no I/O, no exception from delivery.
+into the pending row, and on commit stamp ``_step``/``_runtime``/``_timestamp``, update the summary,
+append the row itself to the background writer's deque (see ``worker.ROW_RUN``) and hand it to the
+rules (at once, or a batch at a time in a tight loop: see ``RULES_TIGHT_GAP``). No I/O, no exception
+from delivery.
 """
 
 from __future__ import annotations
@@ -183,7 +185,11 @@ class Run:
         self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
         self._unevaluated: list = []  # committed rows the rules have not seen yet (see RULES_TIGHT_GAP)
         self._unevaluated_at: list = []  # their times (the clock at their commit), appended first
-        self._rules_lock = threading.Lock()  # one evaluation at a time: log() or the writer's cycle
+        # One evaluation at a time: log()'s or the writer's. Re-entrant: a SIGTERM handler on the main
+        # thread may interrupt an evaluation and finish() the run (the inner call then leaves the
+        # rows to the interrupted one rather than evaluate them twice).
+        self._rules_lock = threading.RLock()
+        self._evaluating = False
         self._rules_due = math.inf  # when the oldest unevaluated row must be evaluated
         self._last_commit_at = -math.inf
         # Batches only on the real clock (a test's stepped clock says nothing about call rates): a
@@ -436,6 +442,10 @@ class Run:
         them to it), by the writer at each cycle, and before alert(), finish() and a change of rules."""
         if not self._rules_lock.acquire(wait):
             return
+        if self._evaluating:  # re-entered on this thread (a signal handler): the outer call goes on
+            self._rules_lock.release()
+            return
+        self._evaluating = True
         transitions = None
         try:
             rows, times = self._unevaluated, self._unevaluated_at
@@ -453,6 +463,7 @@ class Run:
                     logger.exception("alerts: evaluating rules on steps %s-%s failed", batch[0].get("_step"),
                                      batch[-1].get("_step"))
         finally:
+            self._evaluating = False
             self._rules_lock.release()
         if transitions:
             self._raise_rule_alerts(transitions)
@@ -472,7 +483,8 @@ class Run:
         self._append = dropped
         self._wake_if_long = _nothing
         self._writer = None
-        self._rules_lock = threading.Lock()  # the parent's writer thread may have held it at the fork
+        self._rules_lock = threading.RLock()  # the parent's writer thread may have held it at the fork
+        self._evaluating = False
 
     def _finished_error(self, call: str) -> UsageError:
         return UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
