@@ -22,6 +22,8 @@ import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import add, ge, le, sub, truediv
 from typing import Any, Iterable, Optional, Union
 
 from alerts.rules.durations import format_duration
@@ -180,6 +182,19 @@ class Series:
         """Evaluate ``value``; ``(status, template fields)`` on a transition, else None."""
         raise NotImplementedError
 
+    def push_many(self, values: list, nows: list) -> Optional[list]:
+        """:meth:`push` each value in order (``nows[i]`` the time of ``values[i]``): the transitions
+        as ``(index, status, fields)``, or None. Subclasses take shortcuts with the same results."""
+        out = None
+        push = self.push
+        for i, value in enumerate(values):
+            result = push(value, nows[i])
+            if result is not None:
+                if out is None:
+                    out = []
+                out.append((i, *result))
+        return out
+
     def _advance(self, active: bool, now: float) -> Optional[str]:
         state = self.state
         if not active and state.phase is INACTIVE:
@@ -200,6 +215,18 @@ class ThresholdSeries(Series):
         self.rolling = RollingMean(rule.window) if rule.window > 1 and rule.aggregate == "mean" else None
         if self.window and self.state.buffer is None and self.rolling is None:
             self.state.buffer = deque(maxlen=rule.window)
+
+    def push_many(self, values: list, nows: list) -> Optional[list]:
+        # The common case, a rule on the last value that is not firing, when no value of the batch
+        # makes it hold: one C loop, no change of state (each push would have returned None).
+        if self.window is None and self.state.phase is INACTIVE:
+            if self.rule.condition.op == "non-finite":
+                total = sum(values)  # finite values only: the sum is finite (or overflowed: checked below)
+                if total - total == 0.0:
+                    return None
+            elif not any(map(self.test, values)):
+                return None
+        return Series.push_many(self, values, nows)
 
     def measure(self, value: float) -> Optional[float]:
         if self.window is None:
@@ -272,6 +299,125 @@ class ChangeSeries(Series):
         return status, {"value": current, "change": delta, "by": spec.by, "direction": spec.direction,
                         "window": spec.window, "prior_window": spec.prior, "current": current, "prior": prior}
 
+
+    def push_many(self, values: list, nows: list) -> Optional[list]:
+        """:meth:`push` for each value, with the fast path's arithmetic inline in one loop while the
+        windows and the batch hold only finite values (the same operations in the same order as
+        RollingMean.push and mean(), the sums and counts kept in locals and stored back at the end)."""
+        current, prior = self.current, self.prior
+        total = sum(values)
+        if current.odd or prior.odd or total - total != 0.0:
+            return Series.push_many(self, values, nows)
+        if self.state.phase is INACTIVE:
+            quiet = self._quiet_batch(values)
+            if quiet is not None:
+                return None  # nothing held: the windows and sums are where the loop would leave them
+        out = None
+        resum_every = RESUM_EVERY
+        cur_values, old_values = current.values, prior.values
+        cur_size, old_size = current.size, prior.size
+        cur_append, cur_popleft = cur_values.append, cur_values.popleft
+        old_append, old_popleft = old_values.append, old_values.popleft
+        cur_total, old_total = current.total, prior.total
+        cur_updates, old_updates = current.updates, prior.updates
+        cur_len, old_len = len(cur_values), len(old_values)
+        relative, direction, by, state = self.relative, self.direction, self.by, self.state
+        fsum = math.fsum  # RollingMean.resum: every value here is finite
+        for i, value in enumerate(values):
+            cur_append(value)
+            cur_total += value
+            cur_updates += 1
+            if cur_len < cur_size:
+                cur_len += 1
+                if cur_updates >= resum_every:
+                    cur_updates, cur_total = 0, fsum(cur_values)
+                continue
+            evicted = cur_popleft()
+            cur_total -= evicted
+            if cur_updates >= resum_every:
+                cur_updates, cur_total = 0, fsum(cur_values)
+            old_append(evicted)
+            old_total += evicted
+            if old_len < old_size:
+                old_len += 1
+            else:
+                old_total -= old_popleft()
+            old_updates += 1
+            if old_updates >= resum_every:
+                old_updates, old_total = 0, fsum(old_values)
+            if old_len < old_size:
+                continue
+            before, now_mean = old_total / old_len, cur_total / cur_len
+            delta = now_mean - before
+            if relative:
+                delta = delta / abs(before) if before != 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
+            if direction == "increase":
+                active = delta >= by
+            elif direction == "decrease":
+                active = -delta >= by
+            else:
+                active = abs(delta) >= by
+            if not active and state.phase is INACTIVE:
+                continue
+            if delta != delta:
+                continue  # as push(): no evaluation
+            status = step_state(state, active, nows[i], self.hold, self.keep, self.repeat)
+            if status is None:
+                continue
+            spec = self.rule.change
+            if out is None:
+                out = []
+            out.append((i, status, {"value": now_mean, "change": delta, "by": spec.by, "direction": spec.direction,
+                                    "window": spec.window, "prior_window": spec.prior, "current": now_mean,
+                                    "prior": before}))
+        current.total, prior.total = cur_total, old_total
+        current.updates, prior.updates = cur_updates, old_updates
+        return out
+
+    def _quiet_batch(self, values: list) -> Optional[bool]:
+        """For a batch of finite values while both windows are full and hold only finite values,
+        and no exact re-sum falls inside it: compute every evaluation with C loops (running sums
+        through ``itertools.accumulate``, in the loop's order: ``t + v`` then ``+ (-e)``, which is
+        ``- e`` exactly), and if the condition holds for none of them, move the windows and sums
+        to where the loop would leave them and return True. None (nothing changed) otherwise: the
+        caller then runs the loop."""
+        current, prior = self.current, self.prior
+        cur_size, old_size, count = current.size, prior.size, len(values)
+        if (len(current.values) != cur_size or len(prior.values) != old_size
+                or current.updates + count >= RESUM_EVERY or prior.updates + count >= RESUM_EVERY):
+            return None
+        full = [*prior.values, *current.values, *values]  # oldest first
+        # Step i adds values[i] to the current window and evicts full[old_size + i] from it, which
+        # the prior window adds while evicting full[i].
+        steps = [0.0] * (2 * count)
+        steps[0::2] = values
+        steps[1::2] = [-v for v in full[old_size:old_size + count]]
+        cur_totals = list(accumulate(steps, add, initial=current.total))[2::2]
+        steps[0::2] = full[old_size:old_size + count]
+        steps[1::2] = [-v for v in full[:count]]
+        old_totals = list(accumulate(steps, add, initial=prior.total))[2::2]
+        befores = list(map(truediv, old_totals, repeat(old_size)))
+        deltas = list(map(sub, map(truediv, cur_totals, repeat(cur_size)), befores))
+        if self.relative:
+            if 0.0 in befores:
+                return None
+            deltas = list(map(truediv, deltas, map(abs, befores)))
+        if self.direction == "increase":
+            held = any(map(ge, deltas, repeat(self.by)))
+        elif self.direction == "decrease":
+            held = any(map(le, deltas, repeat(-self.by)))  # -delta >= by, negation being exact
+        else:
+            held = any(map(ge, map(abs, deltas), repeat(self.by)))
+        if held:
+            return None
+        current.values.clear()
+        current.values.extend(full[-cur_size:])
+        prior.values.clear()
+        prior.values.extend(full[-cur_size - old_size:-cur_size])
+        current.total, prior.total = cur_totals[-1], old_totals[-1]
+        current.updates += count
+        prior.updates += count
+        return True
 
     def _means(self, value: float) -> Optional[tuple[float, float]]:
         """Push ``value``; ``(prior mean, current mean)`` once both windows are full, else None."""
@@ -414,6 +560,45 @@ class RunRules:
                     out.append(Transition(series.rule, status, self.run, now, key, fields["value"], step, fields))
         return out
 
+    def observe_rows(self, rows: list, nows: list) -> Optional[list[Transition]]:
+        """:meth:`observe_row` for each committed row in order (its step under ``_step``, its time
+        ``nows[i]``), evaluated a metric at a time over the whole batch: the same transitions, in
+        the same order, with one pass per watched metric instead of one call per row and key."""
+        out: Optional[list[Transition]] = None
+        if not rows:
+            return None
+        if self._stalled_firing:
+            out = self._data_arrived(nows[0])
+        self.last_data_at, self.last_step = nows[-1], rows[-1]["_step"]
+        cache = self._cache
+        found = []  # (row index, key, series index, status, fields): sorted into observe_row's order
+        for key in set().union(*rows):
+            if type(key) is not str:
+                continue  # the writer's own key (ROW_RUN)
+            entries = cache.get(key)
+            if entries is None:
+                entries = cache[key] = self._resolve(key)
+            if not entries:
+                continue
+            values, at, where = _column(rows, nows, key)
+            if not values:
+                continue
+            for position, series in enumerate(entries):
+                hits = series.push_many(values, at)
+                if hits:
+                    found.extend((where[i] if where is not None else i, key, position, status, fields)
+                                 for i, status, fields in hits)
+        if not found:
+            return out
+        if len(found) > 1:  # a row's transitions in its keys' order, then the rules' order, as observe_row
+            found.sort(key=lambda hit: (hit[0], _key_index(rows[hit[0]], hit[1]), hit[2]))
+        out = out or []
+        for index, key, position, status, fields in found:
+            series = cache[key][position]
+            out.append(Transition(series.rule, status, self.run, nows[index], key, fields["value"],
+                                  rows[index]["_step"], fields))
+        return out
+
     def check_stalled(self, now: float) -> Optional[list[Transition]]:
         """Evaluate the stalled rules at ``now``; the transitions, or None."""
         if not self.stalled_rules:
@@ -464,6 +649,37 @@ class RunRules:
         fields = {"run.state": state, "error": error or "", "exit_code": 0 if exit_code is None else exit_code}
         return [Transition(rule, FIRING, self.run, now, step=self.last_step, fields=fields)
                 for rule in self.state_rules if state in rule.states]
+
+
+_ABSENT = object()
+
+
+def _column(rows: list, nows: list, key: str) -> tuple[list, list, Optional[list]]:
+    """The values of ``key`` in ``rows`` as floats, as observe_row reads them (ints and bools
+    converted, anything else skipped), with their times and, when some rows were skipped, their
+    row indexes (None: every row, in order)."""
+    values = [row.get(key, _ABSENT) for row in rows]
+    if type(values[0]) is float and len(set(map(type, values))) == 1:  # the common case: a float in every row
+        return values, nows, None
+    kept, at, where = [], [], []
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is not float:
+            if kind is not int and kind is not bool:
+                continue  # absent, strings, media, lists: nothing to compare
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond a float's range
+                value = math.inf if value > 0 else -math.inf
+        kept.append(value)
+        at.append(nows[i])
+        where.append(i)
+    return kept, at, where
+
+
+def _key_index(row: dict, key: str) -> int:
+    # list() in one C call: the writer's thread may take its key out of the row meanwhile.
+    return list(row).index(key)
 
 
 def _items_of(cache: dict) -> list:

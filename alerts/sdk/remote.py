@@ -43,8 +43,8 @@ from alerts.sdk.ingest import AUTH, REJECT, IngestClient, IngestError, key_id
 from alerts.sdk.runlog import RunLog
 from alerts.sdk.spool import BATCH, CREATE, FINISH, folders
 from alerts.sdk.writers import WriterRegistry
-from alerts.sdk.worker import (ALERT, BARRIER, DROP_WARNING_EVERY, HEARTBEAT_EVERY, HISTORY, MAX_PENDING_ROWS,
-                               MEDIA, RUN_UPDATE, WAKE_AT_QUEUE_LENGTH, YIELD_AT_QUEUE_LENGTH, YIELD_EVERY)
+from alerts.sdk.worker import (ALERT, BARRIER, DROP_WARNING_EVERY, HEARTBEAT_EVERY, MAX_PENDING_ROWS,
+                               MEDIA, ROW_RUN, RUN_UPDATE, WAKE_AT_QUEUE_LENGTH, YIELD_AT_QUEUE_LENGTH, YIELD_EVERY)
 
 logger = logging.getLogger("alerts")
 
@@ -300,7 +300,7 @@ class RemoteWriter:
             kept, dropped = [], 0
             while dropped < excess and queue:
                 op = queue.popleft()
-                if op[0] == HISTORY:
+                if type(op) is dict:  # a history row (see ROW_RUN)
                     dropped += 1
                 else:
                     kept.append(op)  # alerts, updates, barriers: never dropped
@@ -338,13 +338,15 @@ class RemoteWriter:
         runs: dict[str, _Accum] = {}
         barriers = []
         for op in ops:
-            tag = op[0]
-            if tag == HISTORY:
-                acc = runs.get(op[1])
+            if type(op) is dict:  # a history row, its run's id under ROW_RUN
+                run_id = op.pop(ROW_RUN)
+                acc = runs.get(run_id)
                 if acc is None:
-                    acc = runs[op[1]] = _Accum()
-                acc.rows.append(op[2])
-            elif tag == BARRIER:
+                    acc = runs[run_id] = _Accum()
+                acc.rows.append(op)
+                continue
+            tag = op[0]
+            if tag == BARRIER:
                 barriers.append(op[1])
             elif tag == ALERT:
                 runs.setdefault(op[1]["run_id"], _Accum()).alerts.append(_alert_payload(op[1]))

@@ -1,15 +1,19 @@
 """``Run``: one training run's logger, as ``wandb.init()`` returns it.
 
 The hot path is :meth:`Run.log`: convert the values (a type check each for plain numbers), merge them
-into the pending row, and on commit stamp ``_step``/``_runtime``/``_timestamp``, update the summary and
-append one tuple to the background writer's deque. No lock, no I/O, no exception from delivery.
+into the pending row, and on commit stamp ``_step``/``_runtime``/``_timestamp``, update the summary,
+append the row itself to the background writer's deque (see ``worker.ROW_RUN``) and hand it to the
+rules (at once, or a batch at a time in a tight loop: see ``RULES_TIGHT_GAP``). No I/O, no exception
+from delivery.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -27,7 +31,7 @@ from alerts.sdk.convert import convert_row
 from alerts.sdk.media import Media, safe_name
 from alerts.sdk.metrics import Metric, MetricDefinitions
 from alerts.sdk.names import check_tags, check_text
-from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, HISTORY, MEDIA, RUN_UPDATE, Writer
+from alerts.sdk.worker import ALERT, HEARTBEAT_EVERY, MEDIA, ROW_RUN, RUN_UPDATE, Writer
 from alerts.rules.engine import RunRules
 from alerts.rules.templates import clip_text, clip_title
 from alerts.sdk.raising import console_notify, deliveries_for, rule_alert_op
@@ -39,6 +43,15 @@ logger = logging.getLogger("alerts")
 TRACEBACK_LINES = 30
 # How long alert() waits for its record and outbox rows to be committed (seconds).
 ALERT_COMMIT_WAIT = 1.0
+# While log() commits rows less than RULES_TIGHT_GAP seconds apart (a loop that does little but log),
+# the rules see them a batch at a time (RunRules.observe_rows: one pass per watched metric, several
+# times cheaper a row than one call per row): once RULES_BATCH_ROWS wait, or RULES_BATCH_WAIT after
+# the oldest of them, at the writer's next cycle, or before alert() and finish(). A row committed
+# after a gap (a loop doing real work between its log() calls) is evaluated at once, as before: its
+# alert is raised inside that log() call. Either way each row is evaluated at its own step and time.
+RULES_TIGHT_GAP = 0.001
+RULES_BATCH_WAIT = 0.005
+RULES_BATCH_ROWS = 256
 # States a run ends in.
 FINISHED, FAILED, KILLED, PREEMPTED = "finished", "failed", "killed", "preempted"
 
@@ -170,6 +183,18 @@ class Run:
         self._media_count = 0
         self._throttle = AlertThrottle()
         self._rules: Optional[RunRules] = None  # set by init() when rules are loaded
+        self._unevaluated: list = []  # committed rows the rules have not seen yet (see RULES_TIGHT_GAP)
+        self._unevaluated_at: list = []  # their times (the clock at their commit), appended first
+        # One evaluation at a time: log()'s or the writer's. Re-entrant: a SIGTERM handler on the main
+        # thread may interrupt an evaluation and finish() the run (the inner call then leaves the
+        # rows to the interrupted one rather than evaluate them twice).
+        self._rules_lock = threading.RLock()
+        self._evaluating = False
+        self._rules_due = math.inf  # when the oldest unevaluated row must be evaluated
+        self._last_commit_at = -math.inf
+        # Batches only on the real clock (a test's stepped clock says nothing about call rates): a
+        # negative gap makes every row be evaluated at its commit.
+        self._tight_gap = RULES_TIGHT_GAP if self._clock is time.time else -1.0
         self._channels: Any = None  # the users' channels (a ChannelSet), set by init() when configured
         self._resumed = False  # init(resume=...) continued an earlier run
         self._rule_templates: Any = None
@@ -370,27 +395,24 @@ class Run:
         row = convert_row(data, self._media)
         if self._pending:
             self._pending.update(row)
+            if commit:
+                self._commit()
+        elif commit:
+            self._commit(row)  # the common case: nothing pending, the row is committed as it is
         else:
             self._pending = row
-        if commit:
-            self._commit()
 
-    def _commit(self) -> None:
-        row = self._pending
-        self._pending = {}
+    def _commit(self, row: Optional[dict] = None) -> None:
+        """Commit ``row``, or the pending row, at the current step and advance the step."""
+        if row is None:
+            row = self._pending
+            self._pending = {}
         now = self._clock()
         step = self._step
         rules = self._rules
         metrics = self._metrics
         if metrics is not None:
             metrics.sync_steps(row)  # define_metric(step_metric=...): the axis's last value joins the row
-        transitions = None
-        if rules is not None:
-            # Rules see the row before the _step/_runtime/_timestamp keys are added: fewer keys to skip.
-            try:
-                transitions = rules.observe_row(row, step, now)
-            except Exception:  # a rule must never cost the row or reach the training loop
-                logger.exception("alerts: evaluating rules on step %s failed", step)
         row["_step"] = step
         row["_runtime"] = now - self._start
         row.setdefault("_timestamp", now)  # a _timestamp the caller logged wins, as in wandb
@@ -399,11 +421,52 @@ class Run:
         else:
             metrics.update_summary(row, self._summary._data)
         self._dirty = True
-        self._append((HISTORY, self._id, row))
+        row[ROW_RUN] = self._id  # queued as the row itself: not tracked by the GC (see ROW_RUN)
+        self._append(row)
         self._step = step + 1
+        if rules is not None:
+            waiting = self._unevaluated
+            self._unevaluated_at.append(now)  # before the row: an evaluator counts rows, then takes times
+            waiting.append(row)
+            if (now - self._last_commit_at >= self._tight_gap or now >= self._rules_due
+                    or len(waiting) >= RULES_BATCH_ROWS):
+                self._evaluate_rules(wait=False)
+            elif self._rules_due == math.inf:  # the oldest waiting row: due RULES_BATCH_WAIT from now
+                self._rules_due = now + RULES_BATCH_WAIT
+            self._last_commit_at = now
+        self._wake_if_long()
+
+    def _evaluate_rules(self, wait: bool = True) -> None:
+        """Hand the committed rows waiting for the rules to them, in order, and raise what they
+        fire. Called by log() (``wait=False``: if the writer's thread is evaluating them, it leaves
+        them to it), by the writer at each cycle, and before alert(), finish() and a change of rules."""
+        if not self._rules_lock.acquire(wait):
+            return
+        if self._evaluating:  # re-entered on this thread (a signal handler): the outer call goes on
+            self._rules_lock.release()
+            return
+        self._evaluating = True
+        transitions = None
+        try:
+            rows, times = self._unevaluated, self._unevaluated_at
+            self._rules_due = math.inf  # before the count: a row appended after it sets its own due time
+            count = len(rows)  # log() may append meanwhile (another thread): only these are taken
+            if not count:
+                return
+            batch, at = rows[:count], times[:count]
+            del rows[:count], times[:count]
+            rules = self._rules
+            if rules is not None:
+                try:
+                    transitions = rules.observe_rows(batch, at)
+                except Exception:  # a rule must never cost the row or reach the training loop
+                    logger.exception("alerts: evaluating rules on steps %s-%s failed", batch[0].get("_step"),
+                                     batch[-1].get("_step"))
+        finally:
+            self._evaluating = False
+            self._rules_lock.release()
         if transitions:
             self._raise_rule_alerts(transitions)
-        self._wake_if_long()
 
     def _orphan(self) -> None:
         """In a forked child: this run is the parent's, whose writer thread the child does not
@@ -420,6 +483,8 @@ class Run:
         self._append = dropped
         self._wake_if_long = _nothing
         self._writer = None
+        self._rules_lock = threading.RLock()  # the parent's writer thread may have held it at the fork
+        self._evaluating = False
 
     def _finished_error(self, call: str) -> UsageError:
         return UsageError(f"Run ({self.id}) is finished. The call to `{call}` will be ignored. "
@@ -472,6 +537,8 @@ class Run:
         wait_seconds = check_wait_duration(wait_duration)
         if self.disabled:
             return None
+        if self._unevaluated:
+            self._evaluate_rules()  # rule alerts of the rows logged before this call come first
         full_title, title, text = str(title), clip_title(str(title)), clip_text(str(text))
         now = self._clock()
         notify, reason = self._throttle.allow(full_title, wait_seconds, now)  # the full title: see AlertThrottle
@@ -500,6 +567,8 @@ class Run:
 
     def use_rules(self, rules: Optional[RunRules], templates: Any) -> None:
         """Evaluate ``rules`` on this run's rows from now on (``templates`` renders their alerts)."""
+        if self._unevaluated:
+            self._evaluate_rules()  # rows logged under the rules in force are evaluated by them
         self._rule_templates = templates
         self._rules = rules
 
@@ -517,7 +586,10 @@ class Run:
         self._append(rule_alert_op(transition, self._rule_templates, self._channel, self._channels))
 
     def _watch(self, now: float) -> None:
-        """Called by the writer thread each cycle: evaluate the stalled rules at ``now``."""
+        """Called by the writer thread each cycle: evaluate the stalled rules at ``now`` (after the
+        rows waiting for the rules: they are data the stalled rules must see)."""
+        if self._unevaluated:
+            self._evaluate_rules()
         rules = self._rules
         if rules is not None and not self._finished:
             transitions = rules.check_stalled(now)
@@ -677,6 +749,8 @@ class Run:
             return
         if self._pending:
             self._commit()
+        if self._unevaluated:
+            self._evaluate_rules()  # before the run-state rules: the last rows' alerts come first
         if self._writer is not None:
             try:  # files saved with policy "live"/"end", and what the script wrote into run.dir
                 files.at_finish(self)
@@ -701,8 +775,22 @@ class Run:
             self._writer.detach(self.id)
             if not self._writer.flush(timeout):
                 logger.warning("alerts: run %s: %s", self.name, self._writer.unflushed_note(self.id, timeout))
+            self._report_dropped(timeout)
         if self._on_finish is not None:
             self._on_finish(self)
+
+    def _report_dropped(self, timeout: float) -> None:
+        """At finish(): if history rows of this run were dropped to bound memory (the store refused
+        writes for long), say how many, and keep the count in the run's summary (``_dropped_rows``)."""
+        count_of = getattr(self._writer, "dropped_rows_of", None)
+        dropped = count_of(self.id) if count_of is not None else 0
+        if not dropped:
+            return
+        logger.warning("alerts: run %s: %d history rows were dropped, the oldest first, while the store refused "
+                       "writes (what is held in memory is bounded); the rest are stored", self.name, dropped)
+        self._summary._data["_dropped_rows"] = dropped
+        self._append((RUN_UPDATE, self.id, {"summary": self._summary._data.copy()}))
+        self._writer.flush(timeout)
 
     def __enter__(self) -> "Run":
         return self

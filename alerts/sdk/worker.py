@@ -78,11 +78,26 @@ HEARTBEAT_EVERY = 10.0
 HISTORY, MEDIA, ALERT, RUN_UPDATE, NEW_RUN, BARRIER = "h", "m", "a", "r", "n", "b"
 
 
+# A history row is queued as the row dict itself, its run's id under this key (no user key can equal
+# it: logged keys are strings), rather than as a ``(HISTORY, run_id, row)`` tuple. Why: a tuple is
+# tracked by Python's cyclic garbage collector, and 20,000-30,000 of them alive in the queue made
+# the collector run ~20 full collections per million log() calls (up to 60 ms each, stalls of the
+# training thread); a dict of numbers and strings is not tracked, as long as its keys are not either:
+# a bare object() is not (an instance of a class of our own would be). The writer takes the key out
+# before the row is stored.
+ROW_RUN = object()
+
+
 class LiveRun(Protocol):
     id: str
 
     def _snapshot(self, now: float) -> Optional[dict]:
         """Columns to update for this run now (summary, last step, heartbeat), or None."""
+
+    _unevaluated: list  # committed rows the rules have not seen yet
+
+    def _evaluate_rules(self) -> None:
+        """Evaluate the rules on those rows."""
 
     def _watch(self, now: float) -> None:
         """Evaluate what depends on time alone (stalled rules)."""
@@ -116,6 +131,7 @@ class Writer:
         self._failures = 0
         self._commit_late = False  # a commit_now() waited in vain and no cycle has completed since
         self.dropped_rows = 0  # history rows dropped to stay within MAX_PENDING_ROWS
+        self._dropped_by_run: dict[str, int] = {}  # the same, per run (said at the run's finish())
         self._dropped_reported = 0
         self._drop_warned_at: Optional[float] = None
         self.dropped_items = 0  # rows the store refused outright (see _salvage)
@@ -213,8 +229,9 @@ class Writer:
             kept, dropped = [], 0
             while dropped < excess and queue:
                 op = queue.popleft()
-                if op[0] == HISTORY:
+                if type(op) is dict:  # a history row
                     dropped += 1
+                    self._dropped_of(op.get(ROW_RUN))
                 else:
                     kept.append(op)  # runs, updates, alerts, barriers: never dropped
             queue.extendleft(reversed(kept))
@@ -235,10 +252,17 @@ class Writer:
 
     def _cycle(self) -> None:
         batch = self._pending
-        self._take(batch, self._drain(batch))
-        now = self._clock()
         with self._live_lock:
             live = list(self._live.values())
+        for run in live:
+            # Rows a tight log() loop left waiting for the rules: their alerts join this commit.
+            if run._unevaluated:
+                try:
+                    run._evaluate_rules()
+                except Exception:
+                    logger.exception("alerts: could not evaluate the rules of run %s", run.id)
+        self._take(batch, self._drain(batch))
+        now = self._clock()
         for run in live:
             try:
                 fields = run._snapshot(now)
@@ -274,14 +298,19 @@ class Writer:
     def _take(self, batch: Batch, ops: list) -> None:
         """Sort drained operations into the batch: history rows packed into chunks per run."""
         rows_by_run: dict[str, list] = {}
+        last_run, rows = None, []
         for op in ops:
+            if type(op) is dict:  # a history row (see ROW_RUN): most of what is queued
+                run_id = op.pop(ROW_RUN)
+                if run_id is not last_run:
+                    rows = rows_by_run.get(run_id)
+                    if rows is None:
+                        rows = rows_by_run[run_id] = []
+                    last_run = run_id
+                rows.append(op)
+                continue
             tag = op[0]
-            if tag == HISTORY:
-                rows = rows_by_run.get(op[1])
-                if rows is None:
-                    rows = rows_by_run[op[1]] = []
-                rows.append(op[2])
-            elif tag == BARRIER:
+            if tag == BARRIER:
                 self._barriers.append(op[1])
             else:
                 try:
@@ -461,19 +490,30 @@ class Writer:
             return ops, 0
         dropped = 0
         while excess > 0 and batch.history:
-            rows = batch.history.pop(0)["n_rows"]
+            chunk = batch.history.pop(0)
+            rows = chunk["n_rows"]
             dropped += rows
             excess -= rows
+            self._dropped_of(chunk["run_id"], rows)
         if excess > 0:
             kept = []
             for op in ops:
-                if excess > 0 and op[0] == HISTORY:
+                if excess > 0 and type(op) is dict:  # a history row
                     excess -= 1
                     dropped += 1
+                    self._dropped_of(op.get(ROW_RUN))
                 else:
                     kept.append(op)  # runs, updates, alerts, barriers: never dropped
             ops = kept
         return ops, dropped
+
+    def _dropped_of(self, run_id: Optional[str], rows: int = 1) -> None:
+        with self._drain_lock:
+            self._dropped_by_run[run_id] = self._dropped_by_run.get(run_id, 0) + rows
+
+    def dropped_rows_of(self, run_id: str) -> int:
+        """History rows of ``run_id`` dropped so far to stay within MAX_PENDING_ROWS."""
+        return self._dropped_by_run.get(run_id, 0)
 
     def _count_dropped(self, rows: int) -> None:
         """Count dropped rows; warn at once the first time, then at most every DROP_WARNING_EVERY s."""

@@ -94,7 +94,7 @@ def held_by(writer: worker.Writer) -> int:
     order: a row moves from the queue to the batch, so a drain in between is missed, never counted
     twice), and its own count of what it holds, which includes rows being sorted."""
     pending = sum(chunk["n_rows"] for chunk in list(writer._pending.history))
-    queued = sum(1 for op in list(writer.queue) if op[0] == worker.HISTORY)
+    queued = sum(1 for op in list(writer.queue) if type(op) is dict)  # history rows are queued as dicts
     return max(pending + queued, writer.held_rows)
 
 
@@ -137,6 +137,9 @@ def test_rows_held_while_the_database_is_locked_stay_within_the_cap(store_dir, m
     assert record.state == "finished" and record.summary["i"] == total - 1 and record.config == {"lr": 0.1}
     assert [a["title"] for a in record.alerts()] == ["raised while locked"]
     assert re.search(r"dropped \d+ of the oldest history rows \(\d+ in all\) to hold at most 30000 rows", caplog.text)
+    # Said again at finish(), for this run, and kept in its summary.
+    assert f"{writer.dropped_rows} history rows were dropped, the oldest first" in caplog.text
+    assert record.summary["_dropped_rows"] == writer.dropped_rows
 
 
 def test_clean_text_replaces_what_no_database_stores():
