@@ -164,11 +164,12 @@ class Relay:
 
     # -- one pass -----------------------------------------------------------------------------------
 
-    def run_once(self, now: Optional[float] = None) -> int:
+    def run_once(self, now: Optional[float] = None, probe: bool = True) -> int:
         """Claim what is due at ``now`` and send it; return how many rows were claimed.
 
         Each decision to send reads the clock again (a pass with slow sends lasts), unless ``now``
-        is given: then the whole pass happens at ``now`` (tests).
+        is given: then the whole pass happens at ``now`` (tests). ``probe=False``: rows are known to
+        be due (the thread was woken by their commit), so the claim does not look first.
         """
         with self._lock:
             self._follow_channels()
@@ -180,7 +181,7 @@ class Relay:
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             lease = outbox.LEASE_SECONDS if self.lease is None else self.lease
-            rows = outbox.claim(self.store, token, now, lease=lease, destinations=self._judged)
+            rows = outbox.claim(self.store, token, now, lease=lease, destinations=self._judged, probe=probe)
             if rows:
                 rows = self._drop_silenced(rows, token, now)
             by_destination: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -326,8 +327,10 @@ class Relay:
         ids = [row.id for row in rows]
         notifications = [Notification(**json.loads(row.payload)) for row in rows]
         kind = destination.config.type
-        # What earlier messages of this incident carried: a follow-up counts all its runs.
-        earlier = outbox.incident_so_far(self.store, destination.key, rows[0].group_key, clock())
+        # What earlier messages of this incident carried: a follow-up counts all its runs. The first
+        # message of a group (none sent since the state was pruned, a day at least) has none to read.
+        earlier = [] if grant.previous is None else outbox.incident_so_far(self.store, destination.key,
+                                                                              rows[0].group_key, clock())
         started = time.monotonic()  # how long the send takes (a duration, not a time: no clock)
         try:
             try:
@@ -393,11 +396,13 @@ class Relay:
 
     def _run(self) -> None:
         while not self._stop:
-            self._wake.wait(0.5)
+            woken = self._wake.wait(0.5)
             self._wake.clear()
             try:
-                while self.run_once() and not self._stop:
-                    pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
+                # Woken by a commit of outbox rows: they are due, claim them without looking first.
+                if self.run_once(probe=not woken) and not self._stop:
+                    while self.run_once() and not self._stop:
+                        pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
                 if self.on_idle is not None:
                     self.on_idle()
             except Exception:
