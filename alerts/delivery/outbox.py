@@ -11,7 +11,8 @@ destinations it can send to, and gives back untouched (:func:`release`) what it 
 from __future__ import annotations
 
 import random
-from typing import Collection, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Optional
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
@@ -53,13 +54,28 @@ _WAITING = and_(_C.state == "pending", _C.next_attempt_at > bindparam("now"), _C
 _TAKE = {"lease_until": bindparam("until"), "lease_owner": bindparam("owner"), "attempts": _C.attempts + 1}
 
 
-def _claiming(condition):
-    """One ``UPDATE ... WHERE id IN (the first due ids) AND <still due> RETURNING *``: the rows are
-    chosen, leased and read back in one statement, so one atomic write (SQLite's write lock, or
-    PostgreSQL's row locks, under which the WHERE is checked again) instead of a transaction of
-    three. The outer WHERE re-checks the condition: of two relays racing for a row, one takes it."""
-    first = select(_C.id).where(condition).order_by(_C.id).limit(bindparam("limit")).scalar_subquery()
-    return update(_T).where(_C.id.in_(first), condition).values(**_TAKE).returning(*_C)
+@dataclass(frozen=True)
+class _Claiming:
+    """A claim's statements. ``returning``: one ``UPDATE ... WHERE id IN (the first ids meeting the
+    condition) AND <the condition> RETURNING *``: the rows are chosen, leased and read back in one
+    atomic write (SQLite's write lock; PostgreSQL's row locks, under which the WHERE is checked
+    again, so of two relays racing for a row one takes it), instead of a transaction of three
+    statements. The other three are that transaction, for a SQLite older than 3.35 (no RETURNING)."""
+
+    returning: Any
+    first: Any  # SELECT the ids
+    lease: Any  # UPDATE those that still meet the condition
+    read: Any  # SELECT what this lease took
+
+
+def _claiming(condition) -> _Claiming:
+    first = select(_C.id).where(condition).order_by(_C.id).limit(bindparam("limit"))
+    lease = update(_T).where(_C.id.in_(first.scalar_subquery()), condition).values(**_TAKE)
+    return _Claiming(
+        returning=lease.returning(*_C), first=first,
+        lease=update(_T).where(_C.id.in_(bindparam("ids", expanding=True)), condition).values(**_TAKE),
+        read=select(_T).where(_C.id.in_(bindparam("ids", expanding=True)), _C.lease_owner == bindparam("owner"),
+                              _C.lease_until == bindparam("until")))
 
 
 _PROBE = {False: select(_C.id).where(_DUE).limit(1), True: select(_C.id).where(_DUE, _FOR).limit(1)}
@@ -95,12 +111,19 @@ def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease:
     return _lease(store, _CLAIM[filtered], params)
 
 
-def _lease(store: Store, statement, params: dict) -> list[DeliveryRecord]:
-    """Run a claiming statement (:func:`_claiming`) as one atomic write; the rows it leased."""
-    # AUTOCOMMIT: the statement is its own transaction (SQLite takes its write lock at the UPDATE's
-    # start, before it reads), with no BEGIN and COMMIT round trips around it.
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return _records(conn.execute(statement, params).all())
+def _lease(store: Store, claiming: _Claiming, params: dict) -> list[DeliveryRecord]:
+    """Lease what ``claiming`` selects (:func:`_claiming`) in one atomic write; the rows it leased."""
+    if store.engine.dialect.update_returning:
+        # AUTOCOMMIT: the statement is its own transaction (SQLite takes its write lock at the
+        # UPDATE's start, before it reads), with no BEGIN and COMMIT round trips around it.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return _records(conn.execute(claiming.returning, params).all())
+    with store.write_transaction() as conn:  # reads, then writes: the write lock first
+        ids = list(conn.execute(claiming.first, params).scalars())
+        if not ids:
+            return []
+        conn.execute(claiming.lease, {**params, "ids": ids})
+        return _records(conn.execute(claiming.read, {**params, "ids": ids}).all())
 
 
 def claim_riders(store: Store, owner: str, destination: str, group_key: str, now: float,

@@ -62,12 +62,16 @@ def _claim_statements(store: Store) -> list:
     claim = {"now": 0.0, "limit": outbox.CLAIM_LIMIT, "until": 0.0, "owner": "warm-up"}
     sent = {"ids": [0], "owner": "warm-up", "new_state": "sent", "new_sent_at": 0.0, "new_carried_by": None,
             "new_message_id": None, "new_last_error": None}
-    return [(outbox._CLAIM[True], {**claim, "destinations": ["warm-up"]}),
-            (state._READ if store.is_sqlite else state._READ_LOCKED, {"keys": ["warm-up"] * 3}),
-            (state._upsert(store) if store.is_sqlite else state._SAVE,
-             [{"k": "warm-up", "t": None, "u": 0.0, "s": None}] * 3),
-            (outbox._CLAIM_RIDERS, {**claim, "dest": "warm-up", "group": "warm-up"}),
-            (outbox._finishing(("state", "sent_at", "carried_by", "message_id", "last_error")), sent)]
+    claim = {**claim, "destinations": ["warm-up"], "dest": "warm-up", "group": "warm-up", "ids": [0]}
+    claims = [outbox._CLAIM[True], outbox._CLAIM_RIDERS]
+    if store.engine.dialect.update_returning:
+        statements = [(c.returning, claim) for c in claims]
+    else:  # a SQLite before 3.35: the claim's transaction
+        statements = [(statement, claim) for c in claims for statement in (c.lease, c.read)]
+    return statements + [
+        (state._READ if store.is_sqlite else state._READ_LOCKED, {"keys": ["warm-up"] * 3}),
+        (state._upsert(store) if store.is_sqlite else state._SAVE, [{"k": "warm-up", "t": None, "u": 0.0, "s": None}] * 3),
+        (outbox._finishing(("state", "sent_at", "carried_by", "message_id", "last_error")), sent)]
 
 
 def prepare_store(store: Store) -> bool:
