@@ -46,6 +46,8 @@ from alerts.store.db import Store
 logger = logging.getLogger("alerts")
 
 MAINTENANCE_EVERY = 15.0  # seconds between sweeps for expired rows and dead processes' leases
+CONNECT_AHEAD_TIMEOUT = 0.4  # seconds a connection opened at init() may take (init() waits 0.5 s in all)
+RENEWER_IDLE_EXIT = 60.0  # seconds without a pass after which a relay's lease-renewal thread ends
 MAX_PARALLEL_DESTINATIONS = 8  # destinations one pass sends to at once (a slow webhook holds up no other)
 
 
@@ -139,6 +141,9 @@ class Relay:
         self._stop = False
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # one pass at a time (the thread, or a drain at exit)
+        self._renewal = threading.Condition()  # the pass whose leases the renewal thread keeps
+        self._renewing_pass: Optional[tuple] = None
+        self._renewer: Optional[threading.Thread] = None
         self.on_idle: Optional[Callable[[], None]] = None  # called when the thread has nothing due left
 
     @property
@@ -238,23 +243,47 @@ class Relay:
     @contextmanager
     def _renewing(self, token: str, clock: Callable[[], float], lease: float) -> Iterator[None]:
         """Keep this pass's leases alive while it sends (a third of the lease apart), so that slow
-        sends never let another relay take the same rows and send them again."""
-        done = threading.Event()
+        sends never let another relay take the same rows and send them again.
 
-        def renew() -> None:
-            while not done.wait(lease / 3):
+        One thread per relay does it for every pass, started at the first: starting a thread for
+        each pass cost ~1 ms on the way of every alert."""
+        current = (token, clock, lease)
+        with self._renewal:
+            if self._renewer is None or not self._renewer.is_alive():  # the first pass, or a forked child
+                self._renewer = threading.Thread(target=self._renew_passes, name="alerts-relay-lease", daemon=True)
+                self._renewer.start()
+            self._renewing_pass = current
+            self._renewal.notify_all()
+        try:
+            yield
+        finally:
+            with self._renewal:
+                self._renewing_pass = None
+                self._renewal.notify_all()
+
+    def _renew_passes(self) -> None:
+        """The renewal thread: while a pass sends, renew its leases every third of the lease."""
+        with self._renewal:
+            while True:
+                current = self._renewing_pass
+                if current is None:
+                    if not self._renewal.wait(RENEWER_IDLE_EXIT) and self._renewing_pass is None:
+                        self._renewer = None  # idle: the next pass starts a new one
+                        return
+                    continue
+                token, clock, lease = current
+                due = time.monotonic() + lease / 3
+                while self._renewing_pass is current and time.monotonic() < due:
+                    self._renewal.wait(max(0.0, due - time.monotonic()))
+                if self._renewing_pass is not current:
+                    continue  # that pass ended (or another began) before it needed renewing
+                self._renewal.release()  # the pass may end meanwhile: a renewal then extends nothing
                 try:
                     outbox.renew(self.store, token, clock() + lease)
                 except Exception:
                     logger.exception("alerts: could not renew delivery leases")
-
-        thread = threading.Thread(target=renew, name="alerts-relay-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+                finally:
+                    self._renewal.acquire()
 
     def _send_all(self, by_destination: dict, token: str, clock: Callable[[], float]) -> None:
         """Send to each destination; different destinations at once, up to MAX_PARALLEL_DESTINATIONS."""
@@ -381,6 +410,19 @@ class Relay:
                             self._configs[destination.key] = destination.config
                         except Exception:
                             pass
+
+    def connect(self, users, timeout: float = CONNECT_AHEAD_TIMEOUT) -> None:
+        """Open the connections of ``users``' senders that keep one (Slack webhooks) now, at
+        ``init()``, so that the first message does not wait for TCP and TLS. Best effort: one that
+        does not open within ``timeout`` is opened by the first message."""
+        for user in users:
+            for destination in self.channels.of(user):
+                sender = self._senders.get(destination.key)
+                if hasattr(sender, "connect"):
+                    try:
+                        sender.connect(timeout)
+                    except Exception:
+                        logger.debug("alerts: could not connect ahead to %s", destination.label, exc_info=True)
 
     # -- the thread ---------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ with an alert raised right after ``init()`` and made it slower, not faster.
 * the relay builds the senders of the run owner's destinations (for https, the TLS context: ~100 ms
   of loading CA certificates) and runs its first pass (maintenance, then a claim of whatever is
   due, which sends what earlier runs left in the outbox); the silences are read once and urllib's
-  first opener is built.
+  first opener is built; then the webhooks' connections are opened (kept open between messages:
+  alerts/channels/keepalive.py), so that the first message pays no TCP or TLS handshake.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def _prepare(store: Store, relay: Optional[Any], user: str) -> None:
                 relay.run_once()
                 silence.active(store, _clock.now())  # read on the way of every claimed row
                 warm_http()
+            relay.connect([user])  # last: the pass above may have had leftovers to send
     except Exception:  # only ever a missed head start: the first alert then prepares it itself
         logger.debug("alerts: preparing delivery failed", exc_info=True)
 
