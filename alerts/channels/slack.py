@@ -21,10 +21,10 @@ from typing import Any, Optional, Sequence
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from alerts import logredact
 from alerts.channels.base import DeliveryError, Notification, format_value
+from alerts.channels.keepalive import KeepAliveWebhookClient
 from alerts.pipeline.incident import summarize
 
 HEADER_MAX = 150  # plain_text in a header block
@@ -159,9 +159,15 @@ class SlackWebhook:
     def __init__(self, url: str, timeout: float = 10.0, server_url: Optional[str] = None) -> None:
         logredact.register(url)  # slack_sdk logs the URL of every request at DEBUG
         # No retry handlers: the outbox decides about retries, durably. One TLS context (_tls_for).
-        self._client = WebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[], ssl=_tls_for(url),
+        # One connection, kept open between messages (alerts/channels/keepalive.py).
+        self._client = KeepAliveWebhookClient(url, timeout=int(math.ceil(timeout)), retry_handlers=[], ssl=_tls_for(url),
                                      logger=logredact.guarded_logger(logredact.SLACK_WEBHOOK_LOGGER))
         self._server_url = server_url
+
+    def connect(self, timeout: float = 1.0) -> bool:
+        """Open the webhook's connection ahead of the first message (at ``init()``); False if it
+        could not be opened within ``timeout`` seconds."""
+        return self._client.connect(timeout)
 
     def send_group(self, notifications: list[Notification], earlier: Sequence[Notification] = ()) -> Optional[str]:
         message = build_message(notifications, self._server_url, earlier)

@@ -11,9 +11,10 @@ destinations it can send to, and gives back untouched (:func:`release`) what it 
 from __future__ import annotations
 
 import random
-from typing import Collection, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Optional
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from alerts.store.db import Store
 from alerts.store.models import DeliveryRecord
@@ -40,41 +41,89 @@ def _due(now: float):
 # claim (each message counts against the destination's pace and the user's hourly cap).
 CLAIM_LIMIT = 10_000
 
+# The claim's statements, built once on the table's Core columns (not the ORM class's attributes) and
+# with bound parameters: building a statement costs about as much as running it, and one built once
+# is compiled once (the engine's cache), then only executed. They are on the path of every alert.
+_T = DeliveryRecord.__table__
+_C = _T.c
+_FREE = or_(_C.lease_until.is_(None), _C.lease_until < bindparam("now"))
+_DUE = and_(_C.state == "pending", _C.next_attempt_at <= bindparam("now"), _FREE)
+_FOR = _C.destination.in_(bindparam("destinations", expanding=True))
+_WAITING = and_(_C.state == "pending", _C.next_attempt_at > bindparam("now"), _C.destination == bindparam("dest"),
+                _C.group_key == bindparam("group"), _FREE)
+_TAKE = {"lease_until": bindparam("until"), "lease_owner": bindparam("owner"), "attempts": _C.attempts + 1}
+
+
+@dataclass(frozen=True)
+class _Claiming:
+    """A claim's statements. ``returning``: one ``UPDATE ... WHERE id IN (the first ids meeting the
+    condition) AND <the condition> RETURNING *``: the rows are chosen, leased and read back in one
+    atomic write (SQLite's write lock; PostgreSQL's row locks, under which the WHERE is checked
+    again, so of two relays racing for a row one takes it), instead of a transaction of three
+    statements. The other three are that transaction, for a SQLite older than 3.35 (no RETURNING)."""
+
+    returning: Any
+    first: Any  # SELECT the ids
+    lease: Any  # UPDATE those that still meet the condition
+    read: Any  # SELECT what this lease took
+
+
+def _claiming(condition) -> _Claiming:
+    first = select(_C.id).where(condition).order_by(_C.id).limit(bindparam("limit"))
+    lease = update(_T).where(_C.id.in_(first.scalar_subquery()), condition).values(**_TAKE)
+    return _Claiming(
+        returning=lease.returning(*_C), first=first,
+        lease=update(_T).where(_C.id.in_(bindparam("ids", expanding=True)), condition).values(**_TAKE),
+        read=select(_T).where(_C.id.in_(bindparam("ids", expanding=True)), _C.lease_owner == bindparam("owner"),
+                              _C.lease_until == bindparam("until")))
+
+
+_PROBE = {False: select(_C.id).where(_DUE).limit(1), True: select(_C.id).where(_DUE, _FOR).limit(1)}
+_CLAIM = {False: _claiming(_DUE), True: _claiming(and_(_DUE, _FOR))}
+_CLAIM_RIDERS = _claiming(_WAITING)
+
+
+def _records(rows) -> list[DeliveryRecord]:
+    """Claimed rows as records, oldest first (RETURNING gives them in no set order)."""
+    return sorted((DeliveryRecord.model_validate(row._mapping) for row in rows), key=lambda r: r.id)
+
 
 def claim(store: Store, owner: str, now: float, limit: int = CLAIM_LIMIT, lease: Optional[float] = None,
-          destinations: Optional[Collection[str]] = None) -> list[DeliveryRecord]:
+          destinations: Optional[Collection[str]] = None, probe: bool = True) -> list[DeliveryRecord]:
     """Lease up to ``limit`` due rows to ``owner`` until ``now + lease``; return them, oldest first.
 
     ``destinations``: claim only rows for these (the ones this relay can judge); others are left
-    alone for a relay that has their channel.
+    alone for a relay that has their channel. ``probe``: look first, without the write lock,
+    whether anything is due (most passes of an idle relay find nothing); a relay woken by a commit
+    of outbox rows knows there is, and goes straight to the claim.
     """
     lease = LEASE_SECONDS if lease is None else lease
-    due = _due(now)
+    params = {"now": now, "limit": limit, "until": now + lease, "owner": owner}
     if destinations is not None:
         if not destinations:
             return []
-        due = and_(due, DeliveryRecord.destination.in_(sorted(destinations)))
-    candidates = select(DeliveryRecord.id).where(due).order_by(DeliveryRecord.id).limit(limit)
-    with store.engine.connect() as conn:  # nothing due (most passes): no write lock taken
-        if conn.execute(candidates).first() is None:
-            return []
-    return _lease(store, owner, due, candidates, now + lease)
+        params["destinations"] = sorted(destinations)
+    filtered = destinations is not None
+    if probe:
+        with store.engine.connect() as conn:  # nothing due: no write lock taken
+            if conn.execute(_PROBE[filtered], params).first() is None:
+                return []
+    return _lease(store, _CLAIM[filtered], params)
 
 
-def _lease(store: Store, owner: str, condition, candidates, until: float) -> list[DeliveryRecord]:
-    """Lease the rows ``candidates`` selects that still meet ``condition`` to ``owner`` until
-    ``until`` (a try counted); return them, oldest first."""
+def _lease(store: Store, claiming: _Claiming, params: dict) -> list[DeliveryRecord]:
+    """Lease what ``claiming`` selects (:func:`_claiming`) in one atomic write; the rows it leased."""
+    if store.engine.dialect.update_returning:
+        # AUTOCOMMIT: the statement is its own transaction (SQLite takes its write lock at the
+        # UPDATE's start, before it reads), with no BEGIN and COMMIT round trips around it.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return _records(conn.execute(claiming.returning, params).all())
     with store.write_transaction() as conn:  # reads, then writes: the write lock first
-        ids = list(conn.execute(candidates).scalars())
+        ids = list(conn.execute(claiming.first, params).scalars())
         if not ids:
             return []
-        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), condition)
-                     .values(lease_until=until, lease_owner=owner, attempts=DeliveryRecord.attempts + 1))
-        rows = conn.execute(select(DeliveryRecord).where(DeliveryRecord.id.in_(ids),
-                                                         DeliveryRecord.lease_owner == owner,
-                                                         DeliveryRecord.lease_until == until)
-                            .order_by(DeliveryRecord.id)).all()
-    return [DeliveryRecord.model_validate(row._mapping) for row in rows]
+        conn.execute(claiming.lease, {**params, "ids": ids})
+        return _records(conn.execute(claiming.read, {**params, "ids": ids}).all())
 
 
 def claim_riders(store: Store, owner: str, destination: str, group_key: str, now: float,
@@ -83,11 +132,8 @@ def claim_riders(store: Store, owner: str, destination: str, group_key: str, now
     an outage, or waiting for their group), for a message of that group that is about to go: they
     ride along, instead of making a message of their own one group interval later."""
     lease = LEASE_SECONDS if lease is None else lease
-    waiting = and_(DeliveryRecord.state == "pending", DeliveryRecord.next_attempt_at > now,
-                   DeliveryRecord.destination == destination, DeliveryRecord.group_key == group_key,
-                   or_(DeliveryRecord.lease_until.is_(None), DeliveryRecord.lease_until < now))
-    candidates = select(DeliveryRecord.id).where(waiting).order_by(DeliveryRecord.id).limit(limit)
-    return _lease(store, owner, waiting, candidates, now + lease)
+    return _lease(store, _CLAIM_RIDERS, {"now": now, "limit": limit, "until": now + lease, "owner": owner,
+                                         "dest": destination, "group": group_key})
 
 
 def renew(store: Store, owner: str, until: float) -> int:
@@ -130,13 +176,26 @@ def release_dead_leases(store: Store, host: str, now: float, is_alive) -> int:
     return result.rowcount or 0
 
 
+_FINISHING: dict = {}  # the UPDATE of each set of columns _finish writes, built once (see _claiming)
+
+
+def _finishing(columns: tuple):
+    statement = _FINISHING.get(columns)
+    if statement is None:
+        statement = _FINISHING[columns] = (
+            update(_T).where(_C.id.in_(bindparam("ids", expanding=True)), _C.lease_owner == bindparam("owner"))
+            .values(lease_until=None, lease_owner=None, **{c: bindparam(f"new_{c}") for c in columns}))
+    return statement
+
+
 def _finish(store: Store, ids: Iterable[int], owner: str, **values) -> None:
     ids = list(ids)
     if not ids:
         return
-    with store.engine.begin() as conn:
-        conn.execute(update(DeliveryRecord).where(DeliveryRecord.id.in_(ids), DeliveryRecord.lease_owner == owner)
-                     .values(lease_until=None, lease_owner=None, **values))
+    params = {"ids": ids, "owner": owner, **{f"new_{c}": v for c, v in values.items()}}
+    # One statement: its own transaction (no BEGIN and COMMIT around it).
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(_finishing(tuple(values)), params)
 
 
 def mark_sent(store: Store, ids: list[int], owner: str, now: float, message_id: Optional[str]) -> None:

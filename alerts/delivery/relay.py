@@ -46,6 +46,8 @@ from alerts.store.db import Store
 logger = logging.getLogger("alerts")
 
 MAINTENANCE_EVERY = 15.0  # seconds between sweeps for expired rows and dead processes' leases
+CONNECT_AHEAD_TIMEOUT = 0.4  # seconds a connection opened at init() may take (init() waits 0.5 s in all)
+RENEWER_IDLE_EXIT = 60.0  # seconds without a pass after which a relay's lease-renewal thread ends
 MAX_PARALLEL_DESTINATIONS = 8  # destinations one pass sends to at once (a slow webhook holds up no other)
 
 
@@ -139,6 +141,9 @@ class Relay:
         self._stop = False
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # one pass at a time (the thread, or a drain at exit)
+        self._renewal = threading.Condition()  # the pass whose leases the renewal thread keeps
+        self._renewing_pass: Optional[tuple] = None
+        self._renewer: Optional[threading.Thread] = None
         self.on_idle: Optional[Callable[[], None]] = None  # called when the thread has nothing due left
 
     @property
@@ -164,11 +169,12 @@ class Relay:
 
     # -- one pass -----------------------------------------------------------------------------------
 
-    def run_once(self, now: Optional[float] = None) -> int:
+    def run_once(self, now: Optional[float] = None, probe: bool = True) -> int:
         """Claim what is due at ``now`` and send it; return how many rows were claimed.
 
         Each decision to send reads the clock again (a pass with slow sends lasts), unless ``now``
-        is given: then the whole pass happens at ``now`` (tests).
+        is given: then the whole pass happens at ``now`` (tests). ``probe=False``: rows are known to
+        be due (the thread was woken by their commit), so the claim does not look first.
         """
         with self._lock:
             self._follow_channels()
@@ -180,7 +186,7 @@ class Relay:
             self._claims += 1
             token = outbox.owner_name(self._host, os.getpid(), f"{self._tag}-{self._claims}")
             lease = outbox.LEASE_SECONDS if self.lease is None else self.lease
-            rows = outbox.claim(self.store, token, now, lease=lease, destinations=self._judged)
+            rows = outbox.claim(self.store, token, now, lease=lease, destinations=self._judged, probe=probe)
             if rows:
                 rows = self._drop_silenced(rows, token, now)
             by_destination: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -237,23 +243,47 @@ class Relay:
     @contextmanager
     def _renewing(self, token: str, clock: Callable[[], float], lease: float) -> Iterator[None]:
         """Keep this pass's leases alive while it sends (a third of the lease apart), so that slow
-        sends never let another relay take the same rows and send them again."""
-        done = threading.Event()
+        sends never let another relay take the same rows and send them again.
 
-        def renew() -> None:
-            while not done.wait(lease / 3):
+        One thread per relay does it for every pass, started at the first: starting a thread for
+        each pass cost ~1 ms on the way of every alert."""
+        current = (token, clock, lease)
+        with self._renewal:
+            if self._renewer is None or not self._renewer.is_alive():  # the first pass, or a forked child
+                self._renewer = threading.Thread(target=self._renew_passes, name="alerts-relay-lease", daemon=True)
+                self._renewer.start()
+            self._renewing_pass = current
+            self._renewal.notify_all()
+        try:
+            yield
+        finally:
+            with self._renewal:
+                self._renewing_pass = None
+                self._renewal.notify_all()
+
+    def _renew_passes(self) -> None:
+        """The renewal thread: while a pass sends, renew its leases every third of the lease."""
+        with self._renewal:
+            while True:
+                current = self._renewing_pass
+                if current is None:
+                    if not self._renewal.wait(RENEWER_IDLE_EXIT) and self._renewing_pass is None:
+                        self._renewer = None  # idle: the next pass starts a new one
+                        return
+                    continue
+                token, clock, lease = current
+                due = time.monotonic() + lease / 3
+                while self._renewing_pass is current and time.monotonic() < due:
+                    self._renewal.wait(max(0.0, due - time.monotonic()))
+                if self._renewing_pass is not current:
+                    continue  # that pass ended (or another began) before it needed renewing
+                self._renewal.release()  # the pass may end meanwhile: a renewal then extends nothing
                 try:
                     outbox.renew(self.store, token, clock() + lease)
                 except Exception:
                     logger.exception("alerts: could not renew delivery leases")
-
-        thread = threading.Thread(target=renew, name="alerts-relay-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
+                finally:
+                    self._renewal.acquire()
 
     def _send_all(self, by_destination: dict, token: str, clock: Callable[[], float]) -> None:
         """Send to each destination; different destinations at once, up to MAX_PARALLEL_DESTINATIONS."""
@@ -326,8 +356,10 @@ class Relay:
         ids = [row.id for row in rows]
         notifications = [Notification(**json.loads(row.payload)) for row in rows]
         kind = destination.config.type
-        # What earlier messages of this incident carried: a follow-up counts all its runs.
-        earlier = outbox.incident_so_far(self.store, destination.key, rows[0].group_key, clock())
+        # What earlier messages of this incident carried: a follow-up counts all its runs. The first
+        # message of a group (none sent since the state was pruned, a day at least) has none to read.
+        earlier = [] if grant.previous is None else outbox.incident_so_far(self.store, destination.key,
+                                                                              rows[0].group_key, clock())
         started = time.monotonic()  # how long the send takes (a duration, not a time: no clock)
         try:
             try:
@@ -379,6 +411,19 @@ class Relay:
                         except Exception:
                             pass
 
+    def connect(self, users, timeout: float = CONNECT_AHEAD_TIMEOUT) -> None:
+        """Open the connections of ``users``' senders that keep one (Slack webhooks) now, at
+        ``init()``, so that the first message does not wait for TCP and TLS. Best effort: one that
+        does not open within ``timeout`` is opened by the first message."""
+        for user in users:
+            for destination in self.channels.of(user):
+                sender = self._senders.get(destination.key)
+                if hasattr(sender, "connect"):
+                    try:
+                        sender.connect(timeout)
+                    except Exception:
+                        logger.debug("alerts: could not connect ahead to %s", destination.label, exc_info=True)
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -393,11 +438,13 @@ class Relay:
 
     def _run(self) -> None:
         while not self._stop:
-            self._wake.wait(0.5)
+            woken = self._wake.wait(0.5)
             self._wake.clear()
             try:
-                while self.run_once() and not self._stop:
-                    pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
+                # Woken by a commit of outbox rows: they are due, claim them without looking first.
+                if self.run_once(probe=not woken) and not self._stop:
+                    while self.run_once() and not self._stop:
+                        pass  # more may be due: a storm is claimed CLAIM_LIMIT rows at a time
                 if self.on_idle is not None:
                     self.on_idle()
             except Exception:

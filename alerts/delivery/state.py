@@ -87,19 +87,37 @@ def _locked(store: Store) -> Iterator[Connection]:
         yield conn
 
 
-_COLUMNS = (Row.key, Row.tokens, Row.updated_at, Row.last_sent_at)
+_T = Row.__table__
+_COLUMNS = (_T.c.key, _T.c.tokens, _T.c.updated_at, _T.c.last_sent_at)
+_READ = select(*_COLUMNS).where(_T.c.key.in_(bindparam("keys", expanding=True))).order_by(_T.c.key)
+_READ_LOCKED = _READ.with_for_update()
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """A key with no row yet: a full bucket, a group never sent to (the model's defaults)."""
+
+    key: str
+    tokens: Optional[float] = None
+    updated_at: float = 0.0
+    last_sent_at: Optional[float] = None
 
 
 def _load(store: Store, conn: Connection, keys: tuple[str, ...]) -> dict:
-    """The rows of ``keys`` (created if missing), locked until the transaction ends, by key."""
-    query = select(*_COLUMNS).where(Row.key.in_(keys)).order_by(Row.key)
-    if not store.is_sqlite:
-        query = query.with_for_update()
-    rows = {row.key: row for row in conn.execute(query).all()}
+    """The rows of ``keys``, locked until the transaction ends, by key.
+
+    SQLite: the whole database is ours (``BEGIN IMMEDIATE``), so a missing row is read as its
+    defaults and written by :func:`_save` (an upsert), two statements fewer on the first alert of
+    each group. PostgreSQL locks rows, not the database: the missing ones are created first, so that
+    ``FOR UPDATE`` has a row to lock (two deciders on a new group then take turns)."""
+    if store.is_sqlite:
+        rows = {row.key: row for row in conn.execute(_READ, {"keys": list(keys)}).all()}
+        return {key: rows.get(key) or _Fresh(key) for key in keys}
+    rows = {row.key: row for row in conn.execute(_READ_LOCKED, {"keys": list(keys)}).all()}
     if len(rows) < len(keys):  # first use of a destination, user or group
         missing = sorted(set(keys) - set(rows))
         conn.execute(store._insert_ignoring_duplicates(Row).values([{"key": key} for key in missing]))
-        rows = {row.key: row for row in conn.execute(query).all()}
+        rows = {row.key: row for row in conn.execute(_READ_LOCKED, {"keys": list(keys)}).all()}
     return rows
 
 
@@ -109,11 +127,30 @@ def _bucket(row, template: TokenBucket) -> TokenBucket:
 
 _SAVE = (update(Row).where(Row.key == bindparam("k"))
          .values(tokens=bindparam("t"), updated_at=bindparam("u"), last_sent_at=bindparam("s")))
+_UPSERTS: dict = {}  # by dialect name: INSERT ... ON CONFLICT (key) DO UPDATE, built once
 
 
-def _save(conn: Connection, buckets: dict[str, TokenBucket], group: str, last_sent: Optional[float]) -> None:
-    """Write the buckets and the group's last send, in one statement."""
-    conn.execute(_SAVE, [{"k": key, "t": b.tokens, "u": b.updated, "s": None} for key, b in buckets.items()]
+def _upsert(store: Store):
+    statement = _UPSERTS.get(store.is_sqlite)
+    if statement is None:
+        if store.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        new = dialect_insert(_T).values(key=bindparam("k"), tokens=bindparam("t"), updated_at=bindparam("u"),
+                                        last_sent_at=bindparam("s"))
+        statement = _UPSERTS[store.is_sqlite] = new.on_conflict_do_update(
+            index_elements=[_T.c.key], set_={"tokens": new.excluded.tokens, "updated_at": new.excluded.updated_at,
+                                             "last_sent_at": new.excluded.last_sent_at})
+    return statement
+
+
+def _save(store: Store, conn: Connection, buckets: dict[str, TokenBucket], group: str,
+          last_sent: Optional[float]) -> None:
+    """Write the buckets and the group's last send, in one statement (an upsert on SQLite, whose
+    rows may not exist yet: :func:`_load`)."""
+    statement = _upsert(store) if store.is_sqlite else _SAVE
+    conn.execute(statement, [{"k": key, "t": b.tokens, "u": b.updated, "s": None} for key, b in buckets.items()]
                  + [{"k": group, "t": None, "u": 0.0, "s": last_sent}])
 
 
@@ -128,7 +165,7 @@ def take(store: Store, target: Target, now: float, interval: float) -> Grant | L
         later = decide(dest, user, previous, now, interval)
         if later is not None:
             return Later(later, group_only=previous is not None and now - previous < interval)
-        _save(conn, {dest_key: dest, user_key_: user}, group_key_, now)
+        _save(store, conn, {dest_key: dest, user_key_: user}, group_key_, now)
     return Grant(target, now, previous)
 
 
@@ -146,7 +183,7 @@ def give_back(store: Store, grant: Grant, now: float, retry_after: Optional[floa
             dest.give_back(now)
         user.give_back(now)
         last_sent = rows[group_key_].last_sent_at
-        _save(conn, {dest_key: dest, user_key_: user}, group_key_, grant.previous if last_sent == grant.at else last_sent)
+        _save(store, conn, {dest_key: dest, user_key_: user}, group_key_, grant.previous if last_sent == grant.at else last_sent)
 
 
 def prune(store: Store, before: float) -> int:

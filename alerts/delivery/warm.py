@@ -10,12 +10,13 @@ with an alert raised right after ``init()`` and made it slower, not faster.
 * the writer's INSERTs of an alert and its outbox rows are compiled into the engine's statement cache
   inside a read-only transaction: the INSERTs are refused by the database, so nothing is written and
   no lock is taken (another process's commit never waits for this);
-* so are the outbox claim's UPDATE and SELECT, which the relay's first pass (no rows due yet) does
-  not reach;
+* so are the outbox claim's UPDATE ... RETURNING, the riders' and the UPDATE that marks rows sent,
+  which the relay's first pass (no rows due yet) does not reach;
 * the relay builds the senders of the run owner's destinations (for https, the TLS context: ~100 ms
   of loading CA certificates) and runs its first pass (maintenance, then a claim of whatever is
   due, which sends what earlier runs left in the outbox); the silences are read once and urllib's
-  first opener is built.
+  first opener is built; then the webhooks' connections are opened (kept open between messages:
+  alerts/channels/keepalive.py), so that the first message pays no TCP or TLS handshake.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _prepared: set = set()  # store URLs whose statements this process has compiled
 _lock = threading.Lock()
 
 
-def _sample_rows() -> list:
+def _sample_rows(store: Store) -> list:
     """One row of each table with the columns the writer inserts (the statement cache is keyed by
     the columns, and by one row against many: the first alert is one row)."""
     alert = alert_row(uid="warm-up", run_id="warm-up", created_at=0.0, source="alert", title="", text="",
@@ -49,25 +50,29 @@ def _sample_rows() -> list:
     delivery = {"alert_uid": "warm-up", "destination": "warm-up", "user": "warm-up", "group_key": "warm-up",
                 "level": "INFO", "payload": "{}", "state": "pending", "attempts": 0, "created_at": 0.0,
                 "next_attempt_at": 0.0}
-    return [(insert(AlertRecord), [alert]), (insert(DeliveryRecord), [delivery])] + _claim_statements()
+    return [(insert(AlertRecord), [alert]), (insert(DeliveryRecord), [delivery])] + _claim_statements(store)
 
 
-def _claim_statements() -> list:
-    """The UPDATE and SELECT of ``outbox.claim`` past its first query (compiled only once rows are
-    due, so the relay's first pass at init() does not compile them). Kept in step with
-    ``outbox.claim`` by hand: a statement that no longer matches only stops saving its compile time."""
-    from sqlalchemy import and_, select, update
+def _claim_statements(store: Store) -> list:
+    """The statements of a woken relay's pass past what its first pass at init() reaches (nothing is
+    due then): the claim, the group's state read and written, the riders' claim and the UPDATE
+    that marks a message sent, with the parameters a pass gives them (the engine's cache knows a
+    statement by its shape and its parameters' names)."""
+    from alerts.delivery import outbox, state
 
-    from alerts.delivery.outbox import LEASE_SECONDS, _due
-
-    until = LEASE_SECONDS
-    # As a relay claims: only rows for the destinations it can judge.
-    due = and_(_due(0.0), DeliveryRecord.destination.in_(["warm-up"]))
-    leased = update(DeliveryRecord).where(DeliveryRecord.id.in_([0]), due).values(
-        lease_until=until, lease_owner="warm-up", attempts=DeliveryRecord.attempts + 1)
-    rows = (select(DeliveryRecord).where(DeliveryRecord.id.in_([0]), DeliveryRecord.lease_owner == "warm-up",
-                                         DeliveryRecord.lease_until == until).order_by(DeliveryRecord.id))
-    return [(leased, None), (rows, None)]
+    claim = {"now": 0.0, "limit": outbox.CLAIM_LIMIT, "until": 0.0, "owner": "warm-up"}
+    sent = {"ids": [0], "owner": "warm-up", "new_state": "sent", "new_sent_at": 0.0, "new_carried_by": None,
+            "new_message_id": None, "new_last_error": None}
+    claim = {**claim, "destinations": ["warm-up"], "dest": "warm-up", "group": "warm-up", "ids": [0]}
+    claims = [outbox._CLAIM[True], outbox._CLAIM_RIDERS]
+    if store.engine.dialect.update_returning:
+        statements = [(c.returning, claim) for c in claims]
+    else:  # a SQLite before 3.35: the claim's transaction
+        statements = [(statement, claim) for c in claims for statement in (c.lease, c.read)]
+    return statements + [
+        (state._READ if store.is_sqlite else state._READ_LOCKED, {"keys": ["warm-up"] * 3}),
+        (state._upsert(store) if store.is_sqlite else state._SAVE, [{"k": "warm-up", "t": None, "u": 0.0, "s": None}] * 3),
+        (outbox._finishing(("state", "sent_at", "carried_by", "message_id", "last_error")), sent)]
 
 
 def prepare_store(store: Store) -> bool:
@@ -82,7 +87,7 @@ def prepare_store(store: Store) -> bool:
     with store.engine.connect() as conn:
         read_only = "PRAGMA query_only=ON" if store.is_sqlite else "SET TRANSACTION READ ONLY"
         try:
-            for statement, rows in _sample_rows():
+            for statement, rows in _sample_rows(store):
                 conn.exec_driver_sql(read_only)
                 try:
                     result = conn.execute(statement) if rows is None else conn.execute(statement, rows)
@@ -116,6 +121,7 @@ def _prepare(store: Store, relay: Optional[Any], user: str) -> None:
                 relay.run_once()
                 silence.active(store, _clock.now())  # read on the way of every claimed row
                 warm_http()
+            relay.connect([user])  # last: the pass above may have had leftovers to send
     except Exception:  # only ever a missed head start: the first alert then prepares it itself
         logger.debug("alerts: preparing delivery failed", exc_info=True)
 

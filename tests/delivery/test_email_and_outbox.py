@@ -146,6 +146,25 @@ def test_two_relays_never_claim_the_same_row_and_a_dead_lease_is_reclaimed(contr
     assert [r.id for r in outbox.claim(contract_store, "relay-d", now + 100)] == [dead[0].id]
 
 
+def test_a_sqlite_without_returning_claims_in_a_transaction_and_never_twice(tmp_path):
+    # SQLite before 3.35 (still shipped by some distributions) has no UPDATE ... RETURNING.
+    from alerts.store.db import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    store.engine.dialect.update_returning = False
+    try:
+        now = 1000.0
+        store.write_batch(Batch(deliveries=[delivery(i, now) for i in range(10)]))
+        first = outbox.claim(store, "relay-a", now, limit=6, destinations=["alice/slack-0"])
+        second = outbox.claim(store, "relay-b", now, limit=6, probe=False)
+        assert [r.id for r in first] == sorted(r.id for r in first) and len(first) == 6 and len(second) == 4
+        assert not {r.id for r in first} & {r.id for r in second}
+        assert outbox.claim(store, "relay-c", now, probe=False) == []
+        assert all(r.attempts == 1 and r.lease_owner == "relay-a" for r in first)
+    finally:
+        store.dispose()
+
+
 def test_rows_unsent_for_a_day_go_dead(contract_store):
     contract_store.write_batch(Batch(deliveries=[delivery(0, 0.0)]))
     assert outbox.expire(contract_store, now=outbox.MAX_AGE_SECONDS + 1) == 1

@@ -227,6 +227,7 @@ class FakeSlack:
         self._ts_counter = 0
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
+        self.connections_accepted = 0  # TCP connections the fake accepted (keep-alive reuses one)
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -273,6 +274,17 @@ class FakeSlack:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side, as a server does with idle
+        keep-alive connections (Slack's, after a while)."""
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "FakeSlack":
         return self.start()
@@ -441,6 +453,7 @@ class FakeSlack:
     def _track(self, conn):
         with self._lock:
             self._conns.add(conn)
+            self.connections_accepted += 1
 
     def _untrack(self, conn):
         with self._lock:
