@@ -4,6 +4,8 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
 
 * ``settings``, ``store``, ``clock`` (the one source of ``now``: tests pass a
   :class:`~alerts.clock.FakeClock`);
+* ``key_cache``: the :class:`~alerts.server.keycache.KeyCache` API keys are checked through
+  (``ALERTS_KEY_CACHE_SECONDS``);
 * ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
   reloads);
 * ``channels``: the :class:`~alerts.channels.config.ChannelSet` deliveries are routed with: the channel
@@ -36,6 +38,7 @@ from alerts import clock as _clock
 from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
 from alerts.server.jobs import Jobs
+from alerts.server.keycache import KeyCache
 from alerts.server.metrics import ServerMetrics
 from alerts.server.routes import alerts as alerts_routes
 from alerts.server.routes import channels, deliveries, health, me, metrics, rules, runs, silences
@@ -91,6 +94,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.state.clock = clock if clock is not None else _clock.now
     app.state.wake_relay = _nothing
     app.state.tick_hooks = []
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.metrics = ServerMetrics(lambda: getattr(app.state, "store", None), app.state.clock)
     if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
         app.state.store = store

@@ -23,7 +23,7 @@ import logging
 import socket
 from typing import Any, Callable, Optional
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from alerts.channels.base import Notification
@@ -268,15 +268,29 @@ class Ingest:
 
     # -- heartbeat, finish ------------------------------------------------------------------------
 
-    def heartbeat(self, record: RunRecord, now: float) -> None:
-        """The run is alive: its heartbeat is now (a ``crashed`` verdict is taken back)."""
+    def heartbeat(self, run_id: str, owner: Optional[str], now: float) -> bool:
+        """The run is alive: its heartbeat is now (a ``crashed`` verdict is taken back). ``owner``: the
+        caller, who must own the run (None: an admin, who may beat any). False if there is no such run
+        for the caller (a 404); a run that has ended is left as it is (True).
+
+        One UPDATE, no read, when the run is live and this process holds its engine (every heartbeat
+        but the first after a restart): the owner is a condition of the UPDATE, so another user's run is
+        neither changed nor told apart from a missing one. The run is read only when the UPDATE changed
+        nothing (to tell a 404 from an ended run) or its engine is to be rebuilt.
+        """
+        statement = _HEARTBEAT if owner is None else _HEARTBEAT_OF_OWNER
         with self.store.engine.begin() as conn:
-            conn.execute(update(RunRecord).where(RunRecord.id == record.id, RunRecord.state.in_(LIVE_STATES))
-                         .values(**ALIVE_AGAIN, heartbeat_at=now))
-        if record.state in LIVE_STATES:
+            beaten = conn.execute(statement, {"b_run_id": run_id, "b_owner": owner, "b_now": now}).rowcount
+        if beaten and self.live.touch(run_id, now):
+            return True
+        record = self.store.get_run(run_id)
+        if record is None or (owner is not None and record.owner != owner):
+            return False
+        if beaten and record.state in LIVE_STATES:
             # Heard from: after a restart of the server, this is where the engine of a run that only
             # heartbeats (stalled: alive, logging nothing) is rebuilt, so its stalled rule still fires.
             self.live.get(record, now)
+        return True
 
     def finish(self, record: RunRecord, body: FinishIn, now: float, channels: Any) -> RunRecord:
         """End the run in ``body.state`` and fire its run_state rules; a run already ended (other than
@@ -319,6 +333,12 @@ class Ingest:
         if routed:
             self.wake()
         return len(alerts)
+
+
+# A heartbeat's one statement, built once (building it cost about as much as running it).
+_HEARTBEAT = (update(RunRecord).where(RunRecord.id == bindparam("b_run_id"), RunRecord.state.in_(LIVE_STATES))
+              .values(**ALIVE_AGAIN, heartbeat_at=bindparam("b_now")))
+_HEARTBEAT_OF_OWNER = _HEARTBEAT.where(RunRecord.owner == bindparam("b_owner"))
 
 
 def _insert_alerts(conn: Connection, alerts: list[tuple[dict, list]]) -> bool:

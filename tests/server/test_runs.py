@@ -182,6 +182,32 @@ def test_a_run_marked_crashed_that_sends_again_is_running(client, make_user, ser
     assert run["state"] == "running" and run["error_type"] is None and run["heartbeat_at"] == server_clock()
 
 
+def test_a_heartbeat_of_another_users_run_changes_nothing(client, make_user, server_store, server_clock):
+    alice, bob = make_user("alice"), make_user("bob")
+    create(client, alice, id="r")
+    from sqlalchemy import update
+    with server_store.engine.begin() as conn:
+        conn.execute(update(RunRecord).where(RunRecord.id == "r").values(state="crashed", error_type="crashed"))
+    before = client.get(f"{API}/runs/r", headers=auth(alice)).json()
+    server_clock.advance(60)
+    answer = client.post(f"{API}/runs/r/heartbeat", headers=auth(bob))
+    assert answer.status_code == 404 and answer.json() == {"detail": "no run 'r'"}
+    assert client.get(f"{API}/runs/r", headers=auth(alice)).json() == before  # still crashed, old heartbeat
+    assert client.post(f"{API}/runs/r/heartbeat", headers=auth(alice)).status_code == 204
+    after = client.get(f"{API}/runs/r", headers=auth(alice)).json()
+    assert after["state"] == "running" and after["heartbeat_at"] == server_clock()
+
+
+def test_a_heartbeat_of_an_ended_run_is_204_and_changes_nothing(client, make_user, server_clock):
+    key = make_user("alice")
+    create(client, key, id="r")
+    assert client.post(f"{API}/runs/r/finish", json={"state": "finished"}, headers=auth(key)).status_code == 200
+    before = client.get(f"{API}/runs/r", headers=auth(key)).json()
+    server_clock.advance(30)
+    assert client.post(f"{API}/runs/r/heartbeat", headers=auth(key)).status_code == 204
+    assert client.get(f"{API}/runs/r", headers=auth(key)).json() == before
+
+
 def test_finish_is_idempotent(client, make_user, server_clock):
     key = make_user("alice")
     create(client, key, id="r")
