@@ -13,7 +13,8 @@ tick hooks, /metrics) over a fresh store, SQLite in a temp folder or ``--databas
 
 At the end ``alerts_runs_live`` from ``/metrics`` says how many runs the server sees live (it must
 be ``--runs``: the heartbeats arrived), and the achieved heartbeat rate is printed beside the one
-asked for: a load generator that could not keep up is said, not hidden.
+asked for: a load generator that could not keep up is said, not hidden. So is the CPU each heartbeat
+cost the server (``/proc``) and this process (the load generator, on the same cores).
 
 ``--via store`` (for a server without the runs API) writes the runs and their heartbeats straight
 into the store instead (batched UPDATEs of ``heartbeat_at``): the server then only runs its jobs over
@@ -49,6 +50,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -167,6 +174,21 @@ async def heartbeat_http(url: str, key: str, ids: list[str], duration: float, ev
     return {"asked": i, "sent": sent, "errors": errors, "seconds": time.monotonic() - start}
 
 
+async def warm_up_http(url: str, key: str, ids: list[str], clients: int) -> None:
+    """One heartbeat of every run, ``clients`` at a time (not measured)."""
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                 limits=httpx.Limits(max_connections=clients), timeout=120) as client:
+        gate = asyncio.Semaphore(clients)
+
+        async def beat(run_id: str) -> None:
+            async with gate:
+                answer = await client.post(f"/api/v1/runs/{run_id}/heartbeat")
+                if answer.status_code != 204:
+                    raise RuntimeError(f"warm-up heartbeat refused: {answer.status_code} {answer.text[:200]}")
+
+        await asyncio.gather(*(beat(run_id) for run_id in ids))
+
+
 # -- straight into the store ----------------------------------------------------------------------------
 
 
@@ -224,13 +246,17 @@ def main() -> int:
                         help="how the runs are made (default: as --via); store + --via http: runs written "
                         "straight into the store, heartbeats through the API (creating 10,000 runs through "
                         "the API takes minutes on a loaded machine)")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="--via http: every run heartbeats once before the measured phase (the server "
+                        "then holds each run's engine, as it does for runs it created or heard from; without "
+                        "it, runs made with --create store each cost an engine build at their first beat)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="alerts-mem-") as tmp:
         folder = Path(tmp)
         env = {**os.environ, "ALERTS_DIR": str(folder / "store"), "ALERTS_RULES": str(REPO / "rules"),
-               "ALERTS_CHANNELS": str(folder / "no-channels"), "PYTHONPATH": str(REPO)}
+               "ALERTS_CHANNELS": str(folder / "no-channels"), "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("BENCH_EXTRA_PATH"))))}
         if args.database_url:
             env["ALERTS_DATABASE_URL"] = args.database_url
         database_url = args.database_url or f"sqlite:///{folder / 'store' / 'alerts.db'}"
@@ -253,10 +279,17 @@ def main() -> int:
                 ids = create_runs_store(database_url, args.runs, owner="bench")
             created_in = time.monotonic() - started
             after_runs = rss_mb(server.pid)
+            warmed_in = None
+            if args.via == "http" and args.warm_up:
+                started = time.monotonic()
+                asyncio.run(warm_up_http(url, key, ids, args.clients))
+                warmed_in = round(time.monotonic() - started, 1)
+            server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
             if args.via == "http":
                 beats = asyncio.run(heartbeat_http(url, key, ids, args.duration, args.every, args.clients, sample))
             else:
                 beats = heartbeat_store(database_url, ids, args.duration, args.every, sample)
+            server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu
             live = live_runs(url)
             end, peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
         except BaseException:
@@ -268,8 +301,12 @@ def main() -> int:
         result = {
             "via": args.via, "created_via": args.create or args.via, "distinct_runs_beaten": min(args.runs, beats["sent"]),
             "backend": "postgresql" if args.database_url else "sqlite", "runs": args.runs,
-            "runs_created_s": round(created_in, 1), "heartbeats_asked_per_s": round(args.runs / args.every, 1),
+            "runs_created_s": round(created_in, 1), "warm_up_s": warmed_in, "heartbeats_asked_per_s": round(args.runs / args.every, 1),
             "heartbeats_sent_per_s": round(beats["sent"] / beats["seconds"], 1), "heartbeat_errors": beats["errors"],
+            # CPU per heartbeat (the load disturbs it less than the rate): the server's, and this load
+            # generator's (httpx), which competes with the server for the same cores.
+            "server_cpu_ms_per_heartbeat": round(server_cpu / max(beats["sent"], 1) * 1e3, 3),
+            "client_cpu_ms_per_heartbeat": round(own_cpu / max(beats["sent"], 1) * 1e3, 3),
             "live_runs_per_metrics": live, "rss_idle_mb": round(idle, 1), "rss_after_runs_mb": round(after_runs, 1),
             "rss_during_median_mb": round(sorted(samples)[len(samples) // 2], 1) if samples else None,
             "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),

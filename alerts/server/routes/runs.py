@@ -155,8 +155,9 @@ def post_batch(run_id: str, request: Request, raw: bytes = Depends(_raw_body),
 
 @router.post("/runs/{run_id}/heartbeat", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND,
              summary="The run is alive")
-def heartbeat(run_id: str, request: Request, user: Principal = Depends(current_user)) -> Response:
-    if not _ingest(request).heartbeat(run_id, None if user.is_admin else user.name, _now(request)):
+async def heartbeat(run_id: str, request: Request, user: Principal = Depends(current_user)) -> Response:
+    # On the event loop: the UPDATE is made by the heartbeats' writer thread, many per commit.
+    if not await _ingest(request).heartbeat(run_id, None if user.is_admin else user.name, _now(request)):
         raise not_found("run", run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
