@@ -256,7 +256,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="alerts-mem-") as tmp:
         folder = Path(tmp)
         env = {**os.environ, "ALERTS_DIR": str(folder / "store"), "ALERTS_RULES": str(REPO / "rules"),
-               "ALERTS_CHANNELS": str(folder / "no-channels"), "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("BENCH_EXTRA_PATH"))))}
+               "ALERTS_CHANNELS": str(folder / "no-channels"), "PYTHONPATH": str(REPO)}
         if args.database_url:
             env["ALERTS_DATABASE_URL"] = args.database_url
         database_url = args.database_url or f"sqlite:///{folder / 'store' / 'alerts.db'}"

@@ -198,6 +198,32 @@ def test_a_heartbeat_of_another_users_run_changes_nothing(client, make_user, ser
     assert after["state"] == "running" and after["heartbeat_at"] == server_clock()
 
 
+def test_heartbeats_sent_at_once_are_each_answered_by_their_own_outcome(client, make_user, server_store,
+                                                                       server_clock):
+    # Heartbeats arriving together share a commit (alerts/server/heartbeats.py); each still gets the
+    # answer of its own run: 204 for the caller's live runs (stored), 404 for another user's or a
+    # missing run (unchanged), 204 for an ended run (unchanged).
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice, bob = make_user("alice"), make_user("bob")
+    for i in range(12):
+        assert create(client, alice, id=f"a{i}").status_code == 201
+    assert create(client, bob, id="b0").status_code == 201
+    assert client.post(f"{API}/runs/a11/finish", json={"state": "finished"}, headers=auth(alice)).status_code == 200
+    ended = client.get(f"{API}/runs/a11", headers=auth(alice)).json()
+    server_clock.advance(45)
+    calls = [(alice, f"a{i}", 204) for i in range(11)] + [(bob, "a3", 404), (alice, "b0", 404),
+                                                           (alice, "nope", 404), (alice, "a11", 204)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda call: client.post(f"{API}/runs/{call[1]}/heartbeat", headers=auth(call[0])),
+                                calls * 3))
+    assert [answer.status_code for answer in answers] == [expected for _, _, expected in calls * 3]
+    for i in range(11):
+        assert client.get(f"{API}/runs/a{i}", headers=auth(alice)).json()["heartbeat_at"] == server_clock()
+    assert client.get(f"{API}/runs/b0", headers=auth(bob)).json()["heartbeat_at"] == server_clock() - 45
+    assert client.get(f"{API}/runs/a11", headers=auth(alice)).json() == ended
+
+
 def test_a_heartbeat_of_an_ended_run_is_204_and_changes_nothing(client, make_user, server_clock):
     key = make_user("alice")
     create(client, key, id="r")
