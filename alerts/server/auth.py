@@ -2,9 +2,10 @@
 
 Every API route depends on :func:`current_user`. A missing, unknown or revoked key is a 401 with the same
 body whichever it was (no hint of which keys exist). A key found valid is remembered for
-``ALERTS_KEY_CACHE_SECONDS`` (:mod:`alerts.server.keycache`): a revoked key stops working within that. The web page's browsers call the same API with their
-session cookie instead (:mod:`alerts.server.sessions`); a state-changing call made that way must carry
-the session's CSRF token in ``X-CSRF-Token`` (403 otherwise). Visibility is decided by :func:`visible` and
+``ALERTS_KEY_CACHE_SECONDS`` (:mod:`alerts.server.keycache`): a revoked key stops working within that.
+The web page's browsers call the same API with their session cookie instead
+(:mod:`alerts.server.sessions`); a state-changing call made that way must carry the session's CSRF token
+in ``X-CSRF-Token`` (403 otherwise). Visibility is decided by :func:`visible` and
 :func:`require_visible`: another user's object is a 404, exactly as if it did not exist.
 """
 

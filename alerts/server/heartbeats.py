@@ -3,10 +3,12 @@ and each was a request handed to a worker thread for one UPDATE and one commit o
 
 :meth:`HeartbeatWriter.beat` is awaited on the event loop: it queues the run's UPDATE and waits for it.
 One writer thread takes every heartbeat queued meanwhile and applies them in one transaction (an UPDATE
-each, one commit), then answers each waiting request with its row count. A request is answered only
-after its heartbeat is committed, as before; only the commits and thread hand-offs are shared. Under a
-steady flow of heartbeats from many connections, one commit serves all that arrived while the previous
-one ran.
+each, in run id order, one commit), then answers each waiting request with its row count; if that
+transaction fails (a deadlock, a busy store), each heartbeat is tried again in a transaction of its
+own, so one failure is answered to its own request only. A request is answered only after its
+heartbeat is committed, as before; only the commits and thread hand-offs are shared. Under a steady
+flow of heartbeats from many connections, one commit serves all that arrived while the previous one
+ran.
 
 The writer thread is started at the first heartbeat and ends after :data:`IDLE_EXIT_S` without any
 (so an app made and dropped, as tests do, leaves no thread behind for long).
@@ -77,21 +79,33 @@ class HeartbeatWriter:
             self._apply(taken)
 
     def _apply(self, taken: list) -> None:
-        counts: list[Any] = []
+        # In run id order: two commits of this kind take their rows' locks (PostgreSQL) in one order.
+        taken.sort(key=lambda beat: beat[0])
         try:
             with self.store.engine.begin() as conn:
-                for run_id, owner, now, _loop, _future in taken:
-                    statement = _HEARTBEAT if owner is None else _HEARTBEAT_OF_OWNER
-                    counts.append(conn.execute(statement, {"b_run_id": run_id, "b_owner": owner,
-                                                           "b_now": now}).rowcount)
-        except Exception as exc:  # the store refused: every request of this commit gets the error (a 500)
-            logger.warning("alerts: could not store %d heartbeat(s): %s", len(taken), type(exc).__name__)
-            counts = [exc] * len(taken)
+                counts: list[Any] = [self._update(conn, beat) for beat in taken]
+        except Exception:
+            # One failure (a deadlock with another transaction, a busy store) must not fail the
+            # others: each is tried again alone, and only what fails alone is answered with its error.
+            counts = []
+            for beat in taken:
+                try:
+                    with self.store.engine.begin() as conn:
+                        counts.append(self._update(conn, beat))
+                except Exception as exc:
+                    logger.warning("alerts: could not store the heartbeat of run %r: %s", beat[0], type(exc).__name__)
+                    counts.append(exc)
         for (_run_id, _owner, _now, loop, future), count in zip(taken, counts):
             try:
                 loop.call_soon_threadsafe(_settle, future, count)
             except RuntimeError:  # that request's loop has closed (the server is stopping)
                 pass
+
+    @staticmethod
+    def _update(conn: Any, beat: tuple) -> int:
+        run_id, owner, now = beat[0], beat[1], beat[2]
+        statement = _HEARTBEAT if owner is None else _HEARTBEAT_OF_OWNER
+        return conn.execute(statement, {"b_run_id": run_id, "b_owner": owner, "b_now": now}).rowcount
 
 
 def _settle(future: asyncio.Future, outcome: Any) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from fastapi.testclient import TestClient
 
 from alerts.sdk import crashes
 from alerts.store.models import RunRecord
@@ -222,6 +223,32 @@ def test_heartbeats_sent_at_once_are_each_answered_by_their_own_outcome(client, 
         assert client.get(f"{API}/runs/a{i}", headers=auth(alice)).json()["heartbeat_at"] == server_clock()
     assert client.get(f"{API}/runs/b0", headers=auth(bob)).json()["heartbeat_at"] == server_clock() - 45
     assert client.get(f"{API}/runs/a11", headers=auth(alice)).json() == ended
+
+
+def test_a_heartbeat_the_store_refuses_fails_alone(client, make_user, server_clock, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from alerts.server import heartbeats
+
+    key = make_user("alice")
+    for run_id in ("a", "b", "bad", "c"):
+        create(client, key, id=run_id)
+    update = heartbeats.HeartbeatWriter._update
+
+    def refusing(conn, beat):
+        if beat[0] == "bad":
+            raise RuntimeError("the store refused")
+        return update(conn, beat)
+
+    monkeypatch.setattr(heartbeats.HeartbeatWriter, "_update", staticmethod(refusing))
+    server_clock.advance(20)
+    with TestClient(client.app, raise_server_exceptions=False) as quiet:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda run_id: quiet.post(f"{API}/runs/{run_id}/heartbeat", headers=auth(key)),
+                                    ["a", "b", "bad", "c"] * 2))
+    assert [answer.status_code for answer in answers] == [204, 204, 500, 204] * 2
+    for run_id in ("a", "b", "c"):
+        assert client.get(f"{API}/runs/{run_id}", headers=auth(key)).json()["heartbeat_at"] == server_clock()
 
 
 def test_a_heartbeat_of_an_ended_run_is_204_and_changes_nothing(client, make_user, server_clock):
