@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Whether `alerts serve` runs the scheduled jobs (relay, crashed runs, stalled rules, silence
     # expiry, retention). Off: an API-only replica (another replica, or the scripts, do that work).
     jobs: bool = True
+    # How long the server remembers an API key it found valid (seconds): a key revoked, or a user
+    # disabled, is still accepted for at most this long by a server that saw it lately. 0: every
+    # request looks its key up.
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("retention", "history_retention")
     @classmethod

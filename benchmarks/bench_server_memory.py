@@ -13,7 +13,8 @@ tick hooks, /metrics) over a fresh store, SQLite in a temp folder or ``--databas
 
 At the end ``alerts_runs_live`` from ``/metrics`` says how many runs the server sees live (it must
 be ``--runs``: the heartbeats arrived), and the achieved heartbeat rate is printed beside the one
-asked for: a load generator that could not keep up is said, not hidden.
+asked for: a load generator that could not keep up is said, not hidden. So is the CPU each heartbeat
+cost the server (``/proc``) and this process (the load generator, on the same cores).
 
 ``--via store`` (for a server without the runs API) writes the runs and their heartbeats straight
 into the store instead (batched UPDATEs of ``heartbeat_at``): the server then only runs its jobs over
@@ -36,6 +37,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import httpx
 
@@ -49,6 +51,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -120,8 +128,9 @@ async def create_runs_http(url: str, key: str, n: int, clients: int) -> list[str
 
 
 async def heartbeat_http(url: str, key: str, ids: list[str], duration: float, every: float, clients: int,
-                         sample) -> dict:
-    """Each run heartbeats every ``every`` s for ``duration`` s, spread evenly; returns what was sent."""
+                         sample, lean: bool = True) -> dict:
+    """Each run heartbeats every ``every`` s for ``duration`` s, spread evenly; returns what was sent.
+    ``lean``: through :class:`RawClient` connections (else httpx's)."""
     limits = httpx.Limits(max_connections=clients)
     sent = errors = 0
     start = time.monotonic()
@@ -131,18 +140,25 @@ async def heartbeat_http(url: str, key: str, ids: list[str], duration: float, ev
 
         async def worker() -> None:
             nonlocal sent, errors
+            raw = RawClient(url, key) if lean else None
             while True:
                 run_id = await queue.get()
                 if run_id is None:
+                    if raw is not None:
+                        await raw.close()
                     return
                 try:
-                    answer = await client.post(f"/api/v1/runs/{run_id}/heartbeat")
-                    if answer.status_code == 204:
+                    if raw is not None:
+                        status = await raw.post(f"/api/v1/runs/{run_id}/heartbeat")
+                    else:
+                        status = (await client.post(f"/api/v1/runs/{run_id}/heartbeat")).status_code
+                    if status == 204:
                         sent += 1
                     else:
                         errors += 1
-                except httpx.HTTPError:
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError):
                     errors += 1
+                    raw = RawClient(url, key) if lean else None
 
         workers = [asyncio.create_task(worker()) for _ in range(clients)]
         gap = every / len(ids)  # run i beats at i*gap, i*gap + every, ...
@@ -165,6 +181,53 @@ async def heartbeat_http(url: str, key: str, ids: list[str], duration: float, ev
             await queue.put(None)
         await asyncio.gather(*workers)
     return {"asked": i, "sent": sent, "errors": errors, "seconds": time.monotonic() - start}
+
+
+class RawClient:
+    """A lean HTTP/1.1 keep-alive client for the heartbeats (one socket, requests written as prepared
+    bytes, the answer's status and Content-Length parsed by hand): httpx cost the load generator about
+    2 ms of CPU a heartbeat, twice the server's, so on two shared cores it measured itself."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.host, self.port = url.split("//", 1)[1].split(":")
+        self.key = key
+        self.reader: Optional[asyncio.StreamReader] = None
+        self.writer: Optional[asyncio.StreamWriter] = None
+
+    async def post(self, path: str) -> int:
+        """POST ``path`` with no body; the answer's status code."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, int(self.port))
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
+                          f"Content-Length: 0\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def warm_up_http(url: str, key: str, ids: list[str], clients: int) -> None:
+    """One heartbeat of every run, ``clients`` at a time (not measured)."""
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                 limits=httpx.Limits(max_connections=clients), timeout=120) as client:
+        gate = asyncio.Semaphore(clients)
+
+        async def beat(run_id: str) -> None:
+            async with gate:
+                answer = await client.post(f"/api/v1/runs/{run_id}/heartbeat")
+                if answer.status_code != 204:
+                    raise RuntimeError(f"warm-up heartbeat refused: {answer.status_code} {answer.text[:200]}")
+
+        await asyncio.gather(*(beat(run_id) for run_id in ids))
 
 
 # -- straight into the store ----------------------------------------------------------------------------
@@ -224,6 +287,13 @@ def main() -> int:
                         help="how the runs are made (default: as --via); store + --via http: runs written "
                         "straight into the store, heartbeats through the API (creating 10,000 runs through "
                         "the API takes minutes on a loaded machine)")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="--via http: every run heartbeats once before the measured phase (the server "
+                        "then holds each run's engine, as it does for runs it created or heard from; without "
+                        "it, runs made with --create store each cost an engine build at their first beat)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                        help="--via http: the heartbeats' client: raw (a lean keep-alive client, the default) "
+                        "or httpx (what measured before; it costs ~2 ms of CPU a heartbeat here)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -253,10 +323,18 @@ def main() -> int:
                 ids = create_runs_store(database_url, args.runs, owner="bench")
             created_in = time.monotonic() - started
             after_runs = rss_mb(server.pid)
+            warmed_in = None
+            if args.via == "http" and args.warm_up:
+                started = time.monotonic()
+                asyncio.run(warm_up_http(url, key, ids, args.clients))
+                warmed_in = round(time.monotonic() - started, 1)
+            server_cpu, own_cpu = cpu_seconds(server.pid), time.process_time()
             if args.via == "http":
-                beats = asyncio.run(heartbeat_http(url, key, ids, args.duration, args.every, args.clients, sample))
+                beats = asyncio.run(heartbeat_http(url, key, ids, args.duration, args.every, args.clients, sample,
+                                                   lean=args.client == "raw"))
             else:
                 beats = heartbeat_store(database_url, ids, args.duration, args.every, sample)
+            server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - own_cpu
             live = live_runs(url)
             end, peak = rss_mb(server.pid), rss_mb(server.pid, "VmHWM")
         except BaseException:
@@ -266,10 +344,14 @@ def main() -> int:
             server.terminate()
             server.wait(30)
         result = {
-            "via": args.via, "created_via": args.create or args.via, "distinct_runs_beaten": min(args.runs, beats["sent"]),
+            "via": args.via, "client": args.client if args.via == "http" else None, "created_via": args.create or args.via, "distinct_runs_beaten": min(args.runs, beats["sent"]),
             "backend": "postgresql" if args.database_url else "sqlite", "runs": args.runs,
-            "runs_created_s": round(created_in, 1), "heartbeats_asked_per_s": round(args.runs / args.every, 1),
+            "runs_created_s": round(created_in, 1), "warm_up_s": warmed_in, "heartbeats_asked_per_s": round(args.runs / args.every, 1),
             "heartbeats_sent_per_s": round(beats["sent"] / beats["seconds"], 1), "heartbeat_errors": beats["errors"],
+            # CPU per heartbeat (the load disturbs it less than the rate): the server's, and this load
+            # generator's (httpx), which competes with the server for the same cores.
+            "server_cpu_ms_per_heartbeat": round(server_cpu / max(beats["sent"], 1) * 1e3, 3),
+            "client_cpu_ms_per_heartbeat": round(own_cpu / max(beats["sent"], 1) * 1e3, 3),
             "live_runs_per_metrics": live, "rss_idle_mb": round(idle, 1), "rss_after_runs_mb": round(after_runs, 1),
             "rss_during_median_mb": round(sorted(samples)[len(samples) // 2], 1) if samples else None,
             "rss_end_mb": round(end, 1), "rss_peak_mb": round(peak, 1),

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Optional
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from alerts.store.db import Store
@@ -108,18 +108,31 @@ def list_users(store: Store) -> list[tuple[UserRecord, list[ApiKeyRecord]]]:
     return [(user, by_user.get(user.name, [])) for user in users]
 
 
+def plausible_key(key: str) -> bool:
+    """Whether ``key`` has a key's shape at all (anything else is refused without a lookup)."""
+    return key.startswith(KEY_PREFIX) and len(key) <= 200
+
+
+# One Core query, no ORM session: every request that misses the key cache pays for it (a session and
+# entity loading cost about three times as much). Built once: building the statement cost as much as
+# running it.
+_KEY_QUERY = (select(ApiKeyRecord.key_hash, ApiKeyRecord.revoked_at, UserRecord.name, UserRecord.is_admin,
+                     UserRecord.disabled)
+              .join(UserRecord, UserRecord.name == ApiKeyRecord.user)
+              .where(ApiKeyRecord.key_hash == bindparam("digest")))
+
+
 def authenticate(store: Store, key: str, *, now: float) -> Optional[Principal]:
     """The user a presented key belongs to, or None (unknown, revoked, or its user disabled)."""
-    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+    if not plausible_key(key):
         return None
-    digest = hash_key(key)
-    # One Core query, no ORM session: every request pays for this (a session and entity loading cost
-    # it about three times as much).
-    query = (select(ApiKeyRecord.key_hash, ApiKeyRecord.revoked_at, UserRecord.name, UserRecord.is_admin,
-                    UserRecord.disabled)
-             .join(UserRecord, UserRecord.name == ApiKeyRecord.user).where(ApiKeyRecord.key_hash == digest))
+    return authenticate_digest(store, hash_key(key))
+
+
+def authenticate_digest(store: Store, digest: str) -> Optional[Principal]:
+    """:func:`authenticate` of the key whose :func:`hash_key` is ``digest``."""
     with store.engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_KEY_QUERY, {"digest": digest}).first()
     if row is None:
         return None
     key_hash, revoked_at, name, is_admin, disabled = row

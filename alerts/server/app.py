@@ -4,6 +4,8 @@ The app keeps what routes need on ``app.state`` (the seams between the server's 
 
 * ``settings``, ``store``, ``clock`` (the one source of ``now``: tests pass a
   :class:`~alerts.clock.FakeClock`);
+* ``key_cache``: the :class:`~alerts.server.keycache.KeyCache` API keys are checked through
+  (``ALERTS_KEY_CACHE_SECONDS``);
 * ``rules``: the :class:`~alerts.rules.active.ActiveRules` of ``ALERTS_RULES`` (``.ruleset``; ``.load()``
   reloads); ``rule_sync``: the :class:`~alerts.server.rulesync.RuleSync` that takes a reload asked of this
   replica to the others (``.published(now)`` after a reload on request);
@@ -37,6 +39,7 @@ from alerts import clock as _clock
 from alerts.server import channelset, errors
 from alerts.server.encoding import SafeJSONResponse
 from alerts.server.jobs import Jobs
+from alerts.server.keycache import KeyCache
 from alerts.server.metrics import ServerMetrics
 from alerts.server.rulesync import RuleSync
 from alerts.server.routes import alerts as alerts_routes
@@ -97,6 +100,7 @@ def create_app(settings: Optional[Settings] = None, *, store: Optional[Store] = 
     app.state.clock = clock if clock is not None else _clock.now
     app.state.wake_relay = _nothing
     app.state.tick_hooks = []
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.metrics = ServerMetrics(lambda: getattr(app.state, "store", None), app.state.clock)
     if store is not None:  # usable before the lifespan runs (in-process tests without a lifespan)
         app.state.store = store

@@ -1,9 +1,11 @@
 """Who is calling: ``Authorization: Bearer <key>`` -> :class:`~alerts.server.accounts.Principal`.
 
 Every API route depends on :func:`current_user`. A missing, unknown or revoked key is a 401 with the same
-body whichever it was (no hint of which keys exist). The web page's browsers call the same API with their
-session cookie instead (:mod:`alerts.server.sessions`); a state-changing call made that way must carry
-the session's CSRF token in ``X-CSRF-Token`` (403 otherwise). Visibility is decided by :func:`visible` and
+body whichever it was (no hint of which keys exist). A key found valid is remembered for
+``ALERTS_KEY_CACHE_SECONDS`` (:mod:`alerts.server.keycache`): a revoked key stops working within that.
+The web page's browsers call the same API with their session cookie instead
+(:mod:`alerts.server.sessions`); a state-changing call made that way must carry the session's CSRF token
+in ``X-CSRF-Token`` (403 otherwise). Visibility is decided by :func:`visible` and
 :func:`require_visible`: another user's object is a 404, exactly as if it did not exist.
 """
 
@@ -15,7 +17,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alerts.server import sessions
-from alerts.server.accounts import Principal, authenticate
+from alerts.server.accounts import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `alerts users add NAME` prints one.")
 
@@ -31,7 +33,7 @@ async def current_user(request: Request,
     state = request.app.state
     if credentials is None or not credentials.credentials:
         return _session_user(request)
-    principal = authenticate(state.store, credentials.credentials, now=state.clock())
+    principal = state.key_cache.lookup(state.store, credentials.credentials, now=state.clock())
     if principal is None:
         raise _unauthorized()
     return principal

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from alerts.channels.base import Notification
 from alerts.errors import InvalidArgument, RunInUseError, UsageError
@@ -33,6 +34,10 @@ from alerts.rules.templates import clip, clip_text, clip_title
 from alerts.sdk import claims
 from alerts.sdk.names import check_project, check_run_id, check_tags, check_text, new_run_id, new_run_name
 from alerts.server.encoding import NON_FINITE
+# LIVE_STATES: states in which a run takes batches as a live run (rules evaluated, heartbeat kept);
+# ALIVE_AGAIN: columns that go back to empty when a run is running again (resumed, or alive after a
+# crash verdict).
+from alerts.server.heartbeats import ALIVE_AGAIN, LIVE_STATES, HeartbeatWriter
 from alerts.server.live import LiveRun, LiveRuns
 from alerts.server.runmodels import AlertIn, BatchIn, FinishIn, RunIn
 from alerts.store import jsoncodec
@@ -41,16 +46,12 @@ from alerts.store.models import AlertRecord, DeliveryRecord, HistoryChunk, RunRe
 
 logger = logging.getLogger("alerts.server")
 
-# States in which a run takes batches as a live run (rules evaluated, heartbeat kept).
-LIVE_STATES = ("running", "crashed")
 # The longest error text a finish keeps (the SDK sends the last 30 lines of a traceback).
 MAX_ERROR_TEXT = 65_536
 # The longest suppression reason kept from a client.
 MAX_REASON = 500
 # Fresh random ids tried before giving up (a collision of 8 random characters is already rare).
 NEW_ID_ATTEMPTS = 5
-# Columns that go back to empty when a run is running again (resumed, or alive after a crash verdict).
-ALIVE_AGAIN = {"state": "running", "finished_at": None, "exit_code": None, "error_type": None, "error_text": None}
 
 
 # The ``X-Alerts-Reason`` of a 409 whose run another live process is writing: the SDK raises
@@ -87,6 +88,7 @@ class Ingest:
         self.live = live
         self.wake = wake
         self.host = socket.gethostname()
+        self.beats = HeartbeatWriter(store)
 
     # -- create / resume ------------------------------------------------------------------------
 
@@ -291,15 +293,31 @@ class Ingest:
 
     # -- heartbeat, finish ------------------------------------------------------------------------
 
-    def heartbeat(self, record: RunRecord, now: float) -> None:
-        """The run is alive: its heartbeat is now (a ``crashed`` verdict is taken back)."""
-        with self.store.engine.begin() as conn:
-            conn.execute(update(RunRecord).where(RunRecord.id == record.id, RunRecord.state.in_(LIVE_STATES))
-                         .values(**ALIVE_AGAIN, heartbeat_at=now))
-        if record.state in LIVE_STATES:
+    async def heartbeat(self, run_id: str, owner: Optional[str], now: float) -> bool:
+        """The run is alive: its heartbeat is now (a ``crashed`` verdict is taken back). ``owner``: the
+        caller, who must own the run (None: an admin, who may beat any). False if there is no such run
+        for the caller (a 404); a run that has ended is left as it is (True).
+
+        Awaited on the event loop: one UPDATE with the owner in its condition, committed together with
+        the other heartbeats of the moment (:class:`~alerts.server.heartbeats.HeartbeatWriter`), and no
+        read while the run is live and this process holds its engine (every heartbeat but the first
+        after a restart). The run is read, on a worker thread, only when the UPDATE changed nothing (to
+        tell a 404 from an ended run) or its engine is to be rebuilt.
+        """
+        beaten = await self.beats.beat(run_id, owner, now)
+        if beaten and self.live.touch(run_id, now):
+            return True
+        return await run_in_threadpool(self._heartbeat_read, run_id, owner, now, bool(beaten))
+
+    def _heartbeat_read(self, run_id: str, owner: Optional[str], now: float, beaten: bool) -> bool:
+        record = self.store.get_run(run_id)
+        if record is None or (owner is not None and record.owner != owner):
+            return False
+        if beaten and record.state in LIVE_STATES:
             # Heard from: after a restart of the server, this is where the engine of a run that only
             # heartbeats (stalled: alive, logging nothing) is rebuilt, so its stalled rule still fires.
             self.live.get(record, now)
+        return True
 
     def finish(self, record: RunRecord, body: FinishIn, now: float, channels: Any) -> RunRecord:
         """End the run in ``body.state`` and fire its run_state rules; a run already ended (other than

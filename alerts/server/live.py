@@ -106,6 +106,15 @@ class LiveRuns:
         live.last_contact = max(live.last_contact, now)
         return live
 
+    def touch(self, run_id: str, now: float) -> bool:
+        """Mark a run whose engine this process holds, up to date with the active rules, as heard from
+        at ``now``; False (nothing done) otherwise: then :meth:`get` with its record does the rest."""
+        live = self._runs.get(run_id)  # a dict read is atomic; the lock guards changes of the dict
+        if live is None or live.generation != self.active.generation:
+            return False
+        live.last_contact = max(live.last_contact, now)
+        return True
+
     def catch_up(self, live: LiveRun, stored_last_step: int, now: float) -> None:
         """Before the engine sees a batch: if the store holds steps it never saw (another replica
         stored them, a load balancer spreading one run's batches), rebuild it from the store, so

@@ -41,6 +41,50 @@ def test_keys_are_stored_hashed_and_revocable(client, make_user, server_store, s
     assert client.get("/api/v1/me", headers=auth(key)).status_code == 401
 
 
+def test_a_key_revoked_after_use_stops_working_within_the_key_cache_bound(client, make_user, server_store,
+                                                                         server_clock, app):
+    # A key found valid is remembered for ALERTS_KEY_CACHE_SECONDS (5 s): a revocation made in the store
+    # (by `alerts keys revoke` in another process, or another replica) reaches this server within that.
+    bound = app.state.settings.key_cache_seconds
+    assert bound == 5.0
+    key, other = make_user("alice"), make_user("bob")
+    assert client.get("/api/v1/me", headers=auth(key)).status_code == 200
+    assert client.get("/api/v1/me", headers=auth(other)).status_code == 200
+    assert accounts.revoke_key(server_store, key[:accounts.SHOWN_PREFIX_CHARS], now=server_clock()) == 1
+    server_clock.advance(bound - 0.5)
+    assert client.get("/api/v1/me", headers=auth(key)).status_code == 200  # remembered: at most the bound
+    server_clock.advance(0.5)
+    assert client.get("/api/v1/me", headers=auth(key)).status_code == 401
+    assert client.get("/api/v1/runs", headers=auth(key)).status_code == 401
+    server_clock.advance(bound * 10)  # and it stays refused: a refused key is never remembered
+    assert client.get("/api/v1/me", headers=auth(key)).status_code == 401
+    assert client.get("/api/v1/me", headers=auth(other)).json()["name"] == "bob"  # the other key still works
+
+
+def test_a_disabled_user_is_refused_within_the_bound_and_0_turns_the_cache_off(server_store, server_clock,
+                                                                              make_user):
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+
+    from alerts.server.app import create_app
+    from alerts.settings import load_settings
+    from alerts.store.models import UserRecord
+
+    key = make_user("alice")
+    for seconds in (5.0, 0.0):
+        app = create_app(load_settings(key_cache_seconds=seconds), store=server_store, clock=server_clock, jobs=False)
+        with TestClient(app) as client:
+            with server_store.engine.begin() as conn:
+                conn.execute(update(UserRecord).where(UserRecord.name == "alice").values(disabled=False))
+            assert client.get("/api/v1/me", headers=auth(key)).status_code == 200
+            with server_store.engine.begin() as conn:
+                conn.execute(update(UserRecord).where(UserRecord.name == "alice").values(disabled=True))
+            answer = client.get("/api/v1/me", headers=auth(key)).status_code
+            assert answer == (200 if seconds else 401)
+            server_clock.advance(seconds)
+            assert client.get("/api/v1/me", headers=auth(key)).status_code == 401
+
+
 def test_admin_flag(client, make_user):
     key = make_user("root", admin=True)
     assert client.get("/api/v1/me", headers=auth(key)).json() == {"name": "root", "is_admin": True}
@@ -61,7 +105,9 @@ def test_cli_users_add_list_and_revoke_through_a_live_server(live_server, monkey
     listed = _cli("users", "list")
     assert "carol" in listed.stdout and key[:11] in listed.stdout and key not in listed.stdout
 
-    server = live_server()
+    # The key cache off: the revocation, made by another process, must show at once (no waiting here;
+    # the bound with the cache on is tested with a clock above).
+    server = live_server(ALERTS_KEY_CACHE_SECONDS="0")
     assert httpx.get(server.url + "/api/v1/me", headers=auth(key)).json()["name"] == "carol"
     revoked = _cli("keys", "revoke", key[:11])
     assert revoked.returncode == 0, revoked.stderr

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from fastapi.testclient import TestClient
 
 from alerts.sdk import crashes
 from alerts.store.models import RunRecord
@@ -199,6 +200,84 @@ def test_a_run_marked_crashed_that_sends_again_is_running(client, make_user, ser
     assert client.post(f"{API}/runs/r/heartbeat", headers=auth(key)).status_code == 204
     run = client.get(f"{API}/runs/r", headers=auth(key)).json()
     assert run["state"] == "running" and run["error_type"] is None and run["heartbeat_at"] == server_clock()
+
+
+def test_a_heartbeat_of_another_users_run_changes_nothing(client, make_user, server_store, server_clock):
+    alice, bob = make_user("alice"), make_user("bob")
+    create(client, alice, id="r")
+    from sqlalchemy import update
+    with server_store.engine.begin() as conn:
+        conn.execute(update(RunRecord).where(RunRecord.id == "r").values(state="crashed", error_type="crashed"))
+    before = client.get(f"{API}/runs/r", headers=auth(alice)).json()
+    server_clock.advance(60)
+    answer = client.post(f"{API}/runs/r/heartbeat", headers=auth(bob))
+    assert answer.status_code == 404 and answer.json() == {"detail": "no run 'r'"}
+    assert client.get(f"{API}/runs/r", headers=auth(alice)).json() == before  # still crashed, old heartbeat
+    assert client.post(f"{API}/runs/r/heartbeat", headers=auth(alice)).status_code == 204
+    after = client.get(f"{API}/runs/r", headers=auth(alice)).json()
+    assert after["state"] == "running" and after["heartbeat_at"] == server_clock()
+
+
+def test_heartbeats_sent_at_once_are_each_answered_by_their_own_outcome(client, make_user, server_store,
+                                                                       server_clock):
+    # Heartbeats arriving together share a commit (alerts/server/heartbeats.py); each still gets the
+    # answer of its own run: 204 for the caller's live runs (stored), 404 for another user's or a
+    # missing run (unchanged), 204 for an ended run (unchanged).
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice, bob = make_user("alice"), make_user("bob")
+    for i in range(12):
+        assert create(client, alice, id=f"a{i}").status_code == 201
+    assert create(client, bob, id="b0").status_code == 201
+    assert client.post(f"{API}/runs/a11/finish", json={"state": "finished"}, headers=auth(alice)).status_code == 200
+    ended = client.get(f"{API}/runs/a11", headers=auth(alice)).json()
+    server_clock.advance(45)
+    calls = [(alice, f"a{i}", 204) for i in range(11)] + [(bob, "a3", 404), (alice, "b0", 404),
+                                                           (alice, "nope", 404), (alice, "a11", 204)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(pool.map(lambda call: client.post(f"{API}/runs/{call[1]}/heartbeat", headers=auth(call[0])),
+                                calls * 3))
+    assert [answer.status_code for answer in answers] == [expected for _, _, expected in calls * 3]
+    for i in range(11):
+        assert client.get(f"{API}/runs/a{i}", headers=auth(alice)).json()["heartbeat_at"] == server_clock()
+    assert client.get(f"{API}/runs/b0", headers=auth(bob)).json()["heartbeat_at"] == server_clock() - 45
+    assert client.get(f"{API}/runs/a11", headers=auth(alice)).json() == ended
+
+
+def test_a_heartbeat_the_store_refuses_fails_alone(client, make_user, server_clock, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from alerts.server import heartbeats
+
+    key = make_user("alice")
+    for run_id in ("a", "b", "bad", "c"):
+        create(client, key, id=run_id)
+    update = heartbeats.HeartbeatWriter._update
+
+    def refusing(conn, beat):
+        if beat[0] == "bad":
+            raise RuntimeError("the store refused")
+        return update(conn, beat)
+
+    monkeypatch.setattr(heartbeats.HeartbeatWriter, "_update", staticmethod(refusing))
+    server_clock.advance(20)
+    with TestClient(client.app, raise_server_exceptions=False) as quiet:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda run_id: quiet.post(f"{API}/runs/{run_id}/heartbeat", headers=auth(key)),
+                                    ["a", "b", "bad", "c"] * 2))
+    assert [answer.status_code for answer in answers] == [204, 204, 500, 204] * 2
+    for run_id in ("a", "b", "c"):
+        assert client.get(f"{API}/runs/{run_id}", headers=auth(key)).json()["heartbeat_at"] == server_clock()
+
+
+def test_a_heartbeat_of_an_ended_run_is_204_and_changes_nothing(client, make_user, server_clock):
+    key = make_user("alice")
+    create(client, key, id="r")
+    assert client.post(f"{API}/runs/r/finish", json={"state": "finished"}, headers=auth(key)).status_code == 200
+    before = client.get(f"{API}/runs/r", headers=auth(key)).json()
+    server_clock.advance(30)
+    assert client.post(f"{API}/runs/r/heartbeat", headers=auth(key)).status_code == 204
+    assert client.get(f"{API}/runs/r", headers=auth(key)).json() == before
 
 
 def test_finish_is_idempotent(client, make_user, server_clock):
