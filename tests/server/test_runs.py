@@ -126,6 +126,18 @@ def test_a_batch_is_stored_once_however_often_it_is_sent(client, make_user):
     assert run["last_seq"] == 5 and run["last_step"] == 2
 
 
+def test_the_design_documents_log_path_is_the_same_call_as_batches(client, make_user):
+    key = make_user("alice")
+    create(client, key, id="r")
+    rows = [{"step": 0, "time": 1.0, "values": {"loss": 3.0}}]
+    sent = client.post(f"{API}/runs/r/log", json={"seq": 1, "rows": rows}, headers=auth(key))
+    assert sent.json()["stored"] is True
+    assert batch(client, key, "r", 1, [(0, {"loss": 3.0})]).json()["stored"] is False  # the same seq, once
+    assert [row["loss"] for row in history(client, key, "r")] == [3.0]
+    assert client.post(f"{API}/runs/r/log", json={"seq": 2, "rows": rows}, headers=auth(make_user("bob"))
+                       ).status_code == 404
+
+
 def test_values_nan_and_infinity_in_either_encoding(client, make_user):
     key = make_user("alice")
     create(client, key, id="r")

@@ -137,10 +137,17 @@ def _batch(raw: bytes) -> BatchIn:
     raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in errors])
 
 
+_BATCH_BODY = {"requestBody": {"required": True,
+                               "content": {"application/json": {"schema": inline_schema(BatchIn)}}}}
+
+
+# ``/log`` is the name the architecture document (DESIGN.md) gives the batched log call; the SDK
+# posts to ``/batches``. Both are one handler, so a client written against either works.
+@router.post("/runs/{run_id}/log", response_model=BatchOut, responses=_NOT_FOUND,
+             summary="Log a batch (the same call as /batches)", openapi_extra=_BATCH_BODY)
 @router.post("/runs/{run_id}/batches", response_model=BatchOut, responses=_NOT_FOUND,
              summary="Log a batch of rows, config, summary and alerts (stored once per seq)",
-             openapi_extra={"requestBody": {"required": True,
-                                            "content": {"application/json": {"schema": inline_schema(BatchIn)}}}})
+             openapi_extra=_BATCH_BODY)
 def post_batch(run_id: str, request: Request, raw: bytes = Depends(_raw_body),
                user: Principal = Depends(current_user)):
     record = _visible_run(request, user, run_id)
